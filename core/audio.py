@@ -10,14 +10,16 @@ never leaves a half-written stem behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from core.errors import AudioFileError
+from core.files import atomic_path
+
+#: libsndfile command that turns the time-stamped PEAK chunk of float WAVs off.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
 
 #: soundfile subtypes by the names the CLIs use (demucs: default 16-bit, ``--int24``, ``--float32``).
 SUBTYPES = {"int16": "PCM_16", "int24": "PCM_24", "float32": "FLOAT"}
@@ -74,7 +76,7 @@ def read_audio(
 def write_audio(
     path: str | Path, audio: np.ndarray, rate: int, subtype: str = "PCM_16"
 ) -> Path:
-    """Write ``(nb_channels, nb_timesteps)`` audio atomically.
+    """Write ``(nb_channels, nb_timesteps)`` audio atomically and byte-reproducibly.
 
     Args:
         path: destination; its folder must exist or be creatable.
@@ -90,15 +92,11 @@ def write_audio(
     if audio.ndim != 2:
         raise ValueError(f"{path}: expected (nb_channels, nb_timesteps), got shape {audio.shape}")
     subtype = SUBTYPES.get(subtype, subtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, audio.T, rate, subtype=subtype, format=_format_for(path))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
+        with sf.SoundFile(tmp, "w", rate, audio.shape[0], subtype=subtype, format=_format_for(path)) as f:
+            # No PEAK chunk: libsndfile stamps it with the time, so files would differ run to run.
+            sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+            f.write(np.ascontiguousarray(audio.T))
     return path
 
 

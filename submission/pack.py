@@ -25,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.files import write_text
 from submission.checks_static import (
     SKIP_DIRS,
     WEIGHT_PATTERNS,
@@ -157,11 +158,7 @@ def updated_gitattributes(old: str, files: list[str], repo: Path) -> tuple[str, 
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 # -- tag --------------------------------------------------------------------------------------------

@@ -12,15 +12,13 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from core import files
 from core.constants import TARGETS
 from core.errors import SongError
 from core.metrics import global_sdr
@@ -165,13 +163,4 @@ def _json_safe(value):
 
 def write_json(path: str | Path, data: dict) -> Path:
     """Write JSON atomically (NaN becomes null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(_json_safe(data), handle, indent=2)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files
-    os.replace(tmp, path)
-    return path
+    return files.write_json(path, _json_safe(data), indent=2, sort_keys=False)

@@ -342,14 +342,14 @@ def test_song_names_leaving_the_results_folder_are_refused(tmp_path):
 def test_writes_are_atomic_even_when_stopped_mid_write(tmp_path, monkeypatch):
     import core.audio
 
-    real_write = sf.write
+    real_write = sf.SoundFile.write
 
-    def slow_write(path, data, rate, **kwargs):
-        real_write(path, data[: len(data) // 2], rate, **kwargs)  # half a file on disk...
+    def slow_write(self, data):
+        real_write(self, data[: len(data) // 2])  # half a file on disk...
         time.sleep(30)  # ...when the time limit strikes
 
     write_song(tmp_path / "test" / "song", seconds=0.2)
-    monkeypatch.setattr(core.audio.sf, "write", slow_write)
+    monkeypatch.setattr(core.audio.sf.SoundFile, "write", slow_write)
     report = run_songs(CopyPredictor(), settings_for(tmp_path, song_timeout=0.5), progress=False)
     assert report.songs[0].status == "failed" and "time limit" in report.songs[0].error
     assert [p.name for p in (tmp_path / "results" / "song").iterdir()] == []

@@ -18,18 +18,15 @@ files.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
-from core.audio import SUBTYPES
+from core.audio import write_audio
+from core.files import write_json
 from tracks.profiles import PROFILES, get_profile, parse_targets, seed_range, song_seed
 from tracks.song import active_rms, db, render_song
 
@@ -37,36 +34,9 @@ from tracks.song import active_rms, db, render_song
 GRID_BITS = {"float32": 21, "int16": 15}
 
 
-#: libsndfile command that switches off the PEAK chunk (it holds a time stamp: files would differ)
-SFC_SET_ADD_PEAK_CHUNK = 0x1050
-
-
-def write_wav(path: Path, audio: np.ndarray, rate: int, subtype: str) -> Path:
-    """Write ``(nb_channels, nb_timesteps)`` audio atomically and reproducibly (no time stamp)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.wav", dir=path.parent)
-    os.close(fd)
-    try:
-        with sf.SoundFile(tmp, "w", rate, audio.shape[0], subtype=SUBTYPES[subtype], format="WAV") as f:
-            sf._snd.sf_command(f._file, SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-            f.write(np.ascontiguousarray(audio.T))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def song_name(split: str, seed: int) -> str:
     """Folder name of a song: the split and its composition seed."""
     return f"{split}_{seed:07d}"
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def _write_setup(out_dir: Path, targets: list[str], valid: list[str]) -> Path:
@@ -106,9 +76,9 @@ def render_split(
         folder = out_dir / split / name
         folder.mkdir(parents=True, exist_ok=True)
         for target, audio in zip(targets, stems):
-            write_wav(folder / f"{target}.wav", audio, 44100, subtype)
+            write_audio(folder / f"{target}.wav", audio, 44100, subtype)
             info["stems"][target]["rms_db"] = round(db(active_rms(audio, [], 44100)), 3)
-        write_wav(folder / "mixture.wav", stems.sum(0, dtype=np.float32), 44100, subtype)
+        write_audio(folder / "mixture.wav", stems.sum(0, dtype=np.float32), 44100, subtype)
         info.update(name=name, split=split, index=i, seconds=seconds, subtype=subtype)
         entries.append(info)
     return entries
@@ -197,7 +167,7 @@ def render_dataset(
         setup_file="setup.yaml",
     )
     _write_setup(out_dir, list(targets), valid_names)
-    _write_json(out_dir / "manifest.json", manifest)  # no timings in the file: it stays reproducible
+    write_json(out_dir / "manifest.json", manifest)  # no timings in the file: it stays reproducible
     return dict(manifest, render_seconds=round(elapsed, 2))
 
 
