@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Train every shipped member, resumably, on two CPU cores, then ship the weights.
+#
+#   bash scripts/train_members.sh                 # DATA=data/corpus OOD=data/ood RUNS=runs
+#   DATA=... OOD=... RUNS=... bash scripts/train_members.sh
+#
+# Two lanes run side by side with one torch thread each (two small models on one core each train
+# faster than one after the other on two). Every member stops at the wall-clock budget of its config
+# (training.max_minutes, validation included) or earlier by early stopping:
+#   lane A: demucs 24 + umx 18 + fnn 10 + fnn without augmentation (ablation) 10  = 62 min
+#   lane B: convtasnet 22 + unet-wave 20 + unet-spec 12                            = 54 min
+# Logs: RUNS/<member>.log. Killed? Run the script again: every run continues from its last epoch
+# (--resume) and finished runs stop at once. Each finished member is shipped to
+# models/weights/<member>.pth (float16) with its manifest entry (python -m models.manifest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-data/corpus}
+OOD=${OOD:-data/ood}
+RUNS=${RUNS:-runs}
+mkdir -p "$RUNS"
+export OMP_NUM_THREADS=1
+
+ood_args=()
+[ -d "$OOD" ] && ood_args=(--ood-dir "$OOD") || echo "[train_members] no $OOD: training without OOD scores" >&2
+
+train() {  # train NAME [extra train.py flags...]: train (or resume) one run, then ship it if asked
+  local name=$1 run=$2; shift 2
+  echo "[train_members] $(date +%T) $run: start" >&2
+  "$PY" train.py --model "$name" --data-dir "$DATA" "${ood_args[@]}" -o "$RUNS/$run" --resume \
+    --threads 1 --no-progress "$@" >> "$RUNS/$run.log" 2>&1
+  echo "[train_members] $(date +%T) $run: done ($(tail -n 1 "$RUNS/$run.log"))" >&2
+}
+
+ship() {
+  "$PY" -m models.manifest "$RUNS/$1/best.pth" "$1" >> "$RUNS/$1.log" 2>&1
+}
+
+lane_a() {
+  train demucs demucs && ship demucs
+  train umx umx && ship umx
+  train fnn fnn && ship fnn
+  train fnn fnn-noaug --no-augment          # ablation: same member and budget, no augmentation
+}
+
+lane_b() {
+  train convtasnet convtasnet && ship convtasnet
+  train unet-wave unet-wave && ship unet-wave
+  train unet-spec unet-spec && ship unet-spec
+}
+
+start=$(date +%s)
+lane_a & pid_a=$!
+lane_b & pid_b=$!
+status=0
+wait $pid_a || status=1
+wait $pid_b || status=1
+echo "[train_members] all lanes done in $(( ($(date +%s) - start) / 60 )) min (status $status)" >&2
+
+# Summary: best validation / OOD SDR of every run (the ablation is the last two fnn rows).
+"$PY" -m models.study "$RUNS"/{demucs,umx,fnn,fnn-noaug,convtasnet,unet-wave,unet-spec} \
+  --json "$RUNS/summary.json" | tee "$RUNS/summary.md"
+du -ch models/weights/*.pth | tail -n 1
+exit $status
