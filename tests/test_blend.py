@@ -1,0 +1,386 @@
+"""blend/: λ weights, block-wise STFT, the windowed Wiener filter, the closed-form fit, the config,
+the chunked ensemble and the member-output cache. Member outputs are plain arrays here; the
+predictor and the tuning runs are in test_blend_predictor.py and test_blend_tune.py."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blend import wiener as wiener_mod
+from blend.cache import MemberCache, song_key
+from blend.config import DEFAULT_CONFIG, ConfigError, config_from_dict, load_config, save_config
+from blend.ensemble import Ensemble
+from blend.fit import fit_weights, grid_search, nnls_simplex, sdr_from_stats, simplex_grid, song_stats
+from blend.render import Renderer, StftSettings, fold_residual
+from blend.stft import FrameGrid, OverlapAdd, analyze, hann, istft, stft, take
+from blend.weights import WeightsError, blend_time, equal_weights, make_weights, one_hot
+from blend.wiener import WienerError, WienerSettings, filter_song, filter_song_whole
+from core.constants import TARGETS
+from core.metrics import global_sdr
+
+RATE = 44100
+M2 = ("a", "b")
+
+
+def noise(shape, seed=0, scale=0.3):
+    return (scale * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+def problem(nb_members=2, seconds=1.0, seed=0):
+    """Random references, their mixture, and noisy member estimates."""
+    length = int(seconds * RATE)
+    refs = noise((4, 2, length), seed) * np.array([1.0, 0.6, 0.4, 0.8], np.float32)[:, None, None]
+    estimates = [refs + noise(refs.shape, seed + 1 + m, 0.2 * (m + 1)) for m in range(nb_members)]
+    return refs.sum(0), refs, estimates
+
+
+# -- weights ------------------------------------------------------------------------------------
+def test_weights_are_normalised_per_target():
+    w = make_weights([[1, 3, 0, 2], [3, 1, 5, 2]], M2, TARGETS)
+    np.testing.assert_allclose(w.table().sum(0), 1.0)
+    np.testing.assert_allclose(w.table()[:, 0], [0.25, 0.75])
+    np.testing.assert_allclose(w.table()[:, 2], [0.0, 1.0])
+    assert not w.values.flags.writeable
+    np.testing.assert_allclose(equal_weights(M2, TARGETS).table(), 0.5)
+    banded = make_weights(np.ones((3, 2, 4)), M2, TARGETS, edges_hz=[200, 3000])
+    np.testing.assert_allclose(banded.values.sum(1), 1.0)
+
+
+@pytest.mark.parametrize("values, kwargs, message", [
+    ([[1, np.nan, 1, 1], [1, 1, 1, 1]], {}, "member 'a' for target 'drums' is not finite"),
+    ([[1, 1, 1, np.inf], [1, 1, 1, 1]], {}, "not finite"),
+    ([[1, 1, -0.5, 1], [1, 1, 1, 1]], {}, "member 'a' for target 'other' is negative"),
+    ([[1, 0, 1, 1], [1, 0, 1, 1]], {}, "target 'drums' sum to zero"),
+    ([[1, 1, 1, 1]], {}, "there are 2 members"),
+    ([[1, 1, 1], [1, 1, 1]], {}, "4 targets"),
+    ([[[1] * 4, [1] * 4]], {"edges_hz": [500]}, "1 band edges need 2 weight tables"),
+    ([[[1] * 4] * 2] * 3, {"edges_hz": [3000, 500]}, "strictly increasing"),
+    ([[[1] * 4] * 2] * 2, {"edges_hz": [30000]}, "must lie in"),
+    ([[[1] * 4] * 2, [[1, 0, 1, 1], [1, 0, 1, 1]]], {"edges_hz": [500]}, "in band 1 (500 Hz - Nyquist)"),
+    ([[1, 1, 1, 1], [1, 1, 1, 1]], {"available": [[1, 1, 1, 1], [1, 1, 1, 0]]},
+     "member 'b' does not estimate target 'vocals'"),
+    ("abc", {}, "not a numeric table"),
+])
+def test_each_weight_validation_error(values, kwargs, message):
+    with pytest.raises(WeightsError) as err:
+        make_weights(values, M2, TARGETS, **kwargs)
+    assert message in str(err.value)
+
+
+def test_one_hot_weights_reproduce_that_member_exactly():
+    mixture, _, estimates = problem(3)
+    names = ("a", "b", "c")
+    for m, name in enumerate(names):
+        out = blend_time(estimates, one_hot(names, TARGETS, name))
+        np.testing.assert_array_equal(out, estimates[m])
+        # per band, the same member in every band: through the STFT, up to float rounding
+        tables = np.stack([one_hot(names, TARGETS, name).table()] * 3)
+        banded = make_weights(tables, names, TARGETS, [300, 5000])
+        out = Renderer(banded).render(estimates, mixture)
+        np.testing.assert_allclose(out, estimates[m], atol=2e-5)
+
+
+def test_band_weights_pick_each_band_from_its_member():
+    mixture, _, estimates = problem(2)
+    w = make_weights([[[1, 1, 1, 1], [0, 0, 0, 0]], [[0, 0, 0, 0], [1, 1, 1, 1]]], M2, TARGETS, [2000])
+    out = Renderer(w).render(estimates, mixture)
+    spec, a, b = stft(out), stft(estimates[0]), stft(estimates[1])
+    freqs = np.arange(spec.shape[-2]) * RATE / 4096
+    low, high = freqs < 1500, freqs > 2500  # away from the edge (window leakage)
+    assert torch.allclose(spec[..., low, :], a[..., low, :], atol=2e-2 * a.abs().max())
+    assert torch.allclose(spec[..., high, :], b[..., high, :], atol=2e-2 * b.abs().max())
+
+
+# -- block-wise STFT ------------------------------------------------------------------------------
+@pytest.mark.parametrize("length", [5000, 44100 + 17])
+def test_blocks_equal_whole_stft_and_reconstruct(length):
+    x = noise((2, length), 3)
+    grid, window = FrameGrid(length, 1024, 256), hann(1024)
+    ola = OverlapAdd(np.zeros_like(x), grid, window)
+    for k0, k1 in grid.blocks(7):
+        s0, s1 = grid.sample_range(k0, k1)
+        spec = analyze(take(x, s0, s1, length), 1024, 256, window)
+        assert torch.allclose(spec, stft(x, 1024, 256)[..., k0:k1], atol=1e-4)
+        ola.add(spec, k0)
+    np.testing.assert_allclose(ola.close(), x, atol=1e-5)
+    np.testing.assert_allclose(istft(stft(x, 1024, 256), length, 1024, 256), x, atol=1e-5)
+
+
+# -- Wiener filter (norbert-style properties) -------------------------------------------------------
+SMALL = {"n_fft": 256, "n_hop": 64}
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(200, 3000), channels=st.integers(1, 2),
+       nb_targets=st.integers(1, 4), iterations=st.integers(0, 2), softmask=st.booleans(),
+       silent=st.booleans())
+def test_wiener_with_residual_sums_to_the_mixture(seed, length, channels, nb_targets, iterations, softmask,
+                                                   silent):
+    rng = np.random.default_rng(seed)
+    mixture = (rng.standard_normal((channels, length)) * (0 if silent else 1)).astype(np.float32)
+    estimates = np.abs(rng.standard_normal((nb_targets, channels, length))).astype(np.float32)
+    before = (mixture.copy(), estimates.copy())
+    s = WienerSettings(iterations=iterations, softmask=softmask, residual=True, win_len=8)
+    out = filter_song(estimates, mixture, s, **SMALL)
+    assert out.shape == (nb_targets + 1, channels, length)
+    assert np.all(np.isfinite(out))
+    scale = np.abs(mixture).max() + np.abs(estimates).max()
+    np.testing.assert_allclose(out.sum(0), mixture, atol=1e-3 * np.abs(mixture).max() + 1e-5 * scale)
+    np.testing.assert_array_equal(mixture, before[0])  # inputs are not mutated
+    np.testing.assert_array_equal(estimates, before[1])
+
+
+@pytest.mark.parametrize("iterations", [0, 1])
+@pytest.mark.parametrize("softmask, residual", [(False, False), (False, True), (True, True)])
+def test_filter_frames_equals_openunmix_wiener(iterations, softmask, residual):
+    from openunmix.filtering import wiener
+
+    spec = torch.randn(3, 2, 65, 9, dtype=torch.complex64)
+    mix = 3 * torch.randn(2, 65, 9, dtype=torch.complex64)
+    s = WienerSettings(iterations=iterations, softmask=softmask, residual=residual)
+    ours = wiener_mod.filter_frames(spec, mix, s)
+    theirs = wiener(spec.abs().permute(3, 2, 1, 0), torch.view_as_real(mix.permute(2, 1, 0)).contiguous(),
+                    iterations, softmask=softmask, residual=residual)
+    theirs = torch.view_as_complex(theirs.permute(4, 2, 1, 0, 3).contiguous())
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    mix[:, :4] = 0  # digitally silent bins stay silent (openunmix's own atan2 writes 1 there)
+    out = wiener_mod.filter_frames(spec, mix, s)
+    if softmask or iterations:
+        assert torch.all(out[:, :, :4] == 0)
+    if residual:  # and the sources still sum to the (silent) mixture there
+        torch.testing.assert_close(out.sum(0)[:, :4], mix[:, :4], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("iterations", [0, 2])
+def test_wiener_on_silence_does_not_fail(iterations):
+    zeros = np.zeros((4, 2, 6000), np.float32)
+    out = filter_song(zeros, zeros[0], WienerSettings(iterations=iterations), **SMALL)
+    assert np.all(out == 0)
+    mixture = noise((2, 6000))  # silent estimates under a real mixture
+    out = filter_song(zeros, mixture, WienerSettings(iterations=iterations, residual=True), **SMALL)
+    assert np.all(np.isfinite(out))
+    short = filter_song(zeros[..., :10], mixture[:, :10], WienerSettings(iterations=iterations))
+    assert short.shape == (4, 2, 10) and np.all(np.isfinite(short))
+
+
+def test_wiener_settings_are_validated():
+    with pytest.raises(WienerError, match="iterations"):
+        WienerSettings(iterations=-1)
+    with pytest.raises(WienerError, match="unknown wiener settings"):
+        WienerSettings.from_dict({"niter": 1})
+    mixture, _, estimates = problem(1, 0.2)
+    with pytest.raises(WienerError, match="EM needs at least two sources"):
+        filter_song(estimates[0][:1], mixture, WienerSettings(iterations=1))
+    with pytest.raises(WienerError, match="to match the mixture"):
+        filter_song(estimates[0][..., :100], mixture)
+
+
+@pytest.mark.parametrize("iterations, softmask, win_len", [(0, False, 16), (0, True, 16), (1, False, None),
+                                                           (1, False, 10_000), (2, True, 16)])
+def test_windowed_wiener_equals_the_whole_song_one(iterations, softmask, win_len):
+    """Window by window (constant memory) = umx's way (whole STFT, EM on win_len-frame windows)."""
+    mixture, _, estimates = problem(1, 1.5)
+    s = WienerSettings(iterations=iterations, softmask=softmask, residual=True, win_len=win_len)
+    a = filter_song(estimates[0], mixture, s)
+    b = filter_song_whole(estimates[0], mixture, s)
+    np.testing.assert_allclose(a, b, atol=2e-5 * np.abs(b).max())
+    if iterations == 0 and win_len:  # no EM: the windows do not matter at all
+        whole = filter_song_whole(estimates[0], mixture, WienerSettings(0, softmask, True, None))
+        np.testing.assert_allclose(a, whole, atol=2e-5 * np.abs(b).max())
+
+
+def test_windowed_wiener_memory_does_not_grow_with_the_song(monkeypatch):
+    frames_seen = []
+    original = wiener_mod.filter_frames
+
+    def spy(spec, mix_spec, settings):
+        frames_seen.append(spec.shape[-1])
+        return original(spec, mix_spec, settings)
+
+    monkeypatch.setattr(wiener_mod, "filter_frames", spy)
+    extra = []
+    for seconds in (2, 8):
+        mixture, _, estimates = problem(1, seconds)
+        tracemalloc.start()
+        out = filter_song(estimates[0], mixture, WienerSettings(iterations=1, win_len=20))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        extra.append(peak - out.nbytes)  # what the filter needs beyond its output buffer
+    assert max(frames_seen) < 30  # the STFT is never taken over more than one window (+ a merged tail)
+    assert extra[1] < 1.2 * extra[0] + (1 << 20), f"working memory grew: {extra} bytes"
+
+
+# -- fitting λ --------------------------------------------------------------------------------------
+def test_closed_form_fit_recovers_known_weights():
+    rng = np.random.default_rng(4)
+    names = ("a", "b", "c")
+    true = rng.dirichlet(np.ones(3), size=4).T  # (members, targets)
+    songs = []
+    for seed in range(3):
+        estimates = [noise((4, 2, 20_000), 10 * seed + m) for m in range(3)]
+        songs.append((estimates, blend_time(estimates, make_weights(true, names, TARGETS))))
+    stats = [song_stats(e, r) for e, r in songs]
+    fitted = fit_weights(stats, names, TARGETS)
+    np.testing.assert_allclose(fitted.table(), true, atol=1e-6)
+    assert np.all(sdr_from_stats(stats[0], fitted.table()) > 60)
+    grid, sdr = grid_search(songs, names, TARGETS, step=0.1)
+    assert np.all(grid.table() * 10 == np.round(grid.table() * 10))  # on the grid
+    np.testing.assert_allclose(grid.table(), true, atol=0.15)  # near the truth, and worse than the fit
+    assert np.all(sdr < np.mean([sdr_from_stats(s, fitted.table()) for s in stats], axis=0))
+    assert np.all(sdr > 10)
+    blended = blend_time(songs[0][0], grid)
+    expected = [global_sdr(r, e) for r, e in zip(songs[0][1], blended)]
+    np.testing.assert_allclose(sdr_from_stats(stats[0], grid.table()), expected, atol=1e-3)
+
+
+def test_closed_form_fit_per_band_recovers_known_weights():
+    names = M2
+    true = np.array([[[0.8, 0.2, 0.5, 1.0], [0.2, 0.8, 0.5, 0.0]],   # below 2 kHz
+                     [[0.1, 0.6, 0.3, 0.0], [0.9, 0.4, 0.7, 1.0]]])  # above
+    w = make_weights(true, names, TARGETS, [2000])
+    mixture, _, estimates = problem(2, 1.0, seed=7)
+    reference = Renderer(w).render(estimates, mixture)
+    stats = [song_stats(estimates, reference, [2000])]
+    np.testing.assert_allclose(fit_weights(stats, names, TARGETS, [2000]).values, true, atol=0.01)
+
+
+def test_nnls_simplex_edge_cases():
+    np.testing.assert_allclose(nnls_simplex(np.ones((1, 1)), np.ones(1)), [1.0])
+    lam = nnls_simplex(np.ones((2, 2)), np.ones(2))  # identical members: any split, still on the simplex
+    assert lam.sum() == pytest.approx(1.0) and np.all(lam >= 0)
+    lam = nnls_simplex(np.eye(2), np.array([2.0, -1.0]))  # unconstrained optimum outside the simplex
+    np.testing.assert_allclose(lam, [1.0, 0.0], atol=1e-6)
+    assert len(simplex_grid(3, 0.1)) == 66
+    with pytest.raises(ValueError, match="divide 1"):
+        simplex_grid(2, 0.3)
+
+
+# -- config -----------------------------------------------------------------------------------------
+def config_dict(**changes):
+    d = {"members": [{"name": "a", "checkpoint": "a.pth"},
+                     {"name": "b", "member": "fnn", "kwargs": {"hidden_size": 8}}],
+         "bands": {"edges_hz": [500.0], "weights": [{"a": [1, 2, 3, 4], "b": [1, 1, 1, 1]},
+                                                     {"a": {"bass": 1, "vocals": 1}, "b": [1, 1, 1, 1]}]},
+         "wiener": {"iterations": 2, "softmask": True, "residual": True, "residual_to": "other",
+                    "win_len": 64},
+         "runtime": {"chunk_seconds": 30, "context_seconds": 1}}
+    d.update(changes)
+    return d
+
+
+def test_config_round_trip(tmp_path):
+    path = tmp_path / "sub" / "ensemble.yaml"
+    config = config_from_dict(config_dict(), tmp_path)
+    save_config(config, path, header="made by a test")
+    assert path.read_text().startswith("# made by a test\n")
+    again = load_config(path)
+    assert again.members[0].path.resolve() == (tmp_path / "a.pth").resolve()
+    assert again.to_dict(tmp_path) == config.to_dict(tmp_path)
+    np.testing.assert_allclose(again.weights.values, config.weights.values)
+    assert again.wiener == config.wiener and again.residual_to == "other"
+    assert again.runtime.chunk_seconds == 30 and again.weights.edges_hz == (500.0,)
+    plain = config_from_dict({"members": [{"name": "a", "checkpoint": "a.pth"}], "wiener": None})
+    assert plain.wiener is None and plain.weights.table().tolist() == [[1.0] * 4]
+    assert load_config(DEFAULT_CONFIG).targets == TARGETS
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"colour": 1}, "unknown keys ['colour']"),
+    ({"members": []}, "'members' must be a non-empty list"),
+    ({"members": [{"name": "a", "checkpoint": "x"}, {"name": "a", "checkpoint": "y"}]}, "duplicate member"),
+    ({"members": [{"name": "a"}]}, "give exactly one of 'checkpoint'"),
+    ({"bands": None, "weights": {"a": [1, 1, 1, 1]}}, "missing ['b']"),
+    ({"bands": None, "weights": {"a": [1, 1, 1, 1], "b": [1, 1]}}, "one weight per target"),
+    ({"bands": None, "weights": {"a": [0, 1, 1, 1], "b": [0, 1, 1, 1]}}, "'bass' sum to zero"),
+    ({"wiener": {"iterations": 1, "residual_to": "piano"}}, "residual_to must be a target"),
+    ({"wiener": {"niter": 1}}, "unknown wiener settings"),
+    ({"enhancer": {"piano": {}}}, "enhancer for unknown targets"),
+])
+def test_config_errors_name_the_file(tmp_path, changes, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config_dict(**changes)))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "broken.yaml").write_text("members: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "broken.yaml")
+
+
+# -- the chunked ensemble ---------------------------------------------------------------------------
+class PointwiseMember(torch.nn.Module):
+    """A member whose output at a sample depends on that sample only (chunking cannot change it)."""
+
+    sample_rate = RATE
+
+    def __init__(self, gains, targets=TARGETS):
+        super().__init__()
+        self.gains, self.targets = np.asarray(gains, np.float32), tuple(targets)
+
+    def separate(self, mix, segment=None, overlap=None):
+        mix = np.asarray(mix)
+        return self.gains[:, None, None] * mix[None] + 0.2 * mix[None] ** 2
+
+
+@pytest.mark.parametrize("wiener, bands", [
+    (None, False), ({"iterations": 1, "residual": True, "win_len": 24}, True),
+    ({"iterations": 0, "win_len": 24}, False)])
+def test_chunked_ensemble_equals_whole_song_rendering(wiener, bands):
+    d = {"members": [{"name": "a", "member": "x"}, {"name": "b", "member": "y"}],
+         "weights": {"a": [1, 2, 3, 4], "b": [1, 1, 1, 1]}, "wiener": wiener,
+         "runtime": {"chunk_seconds": 1.0, "context_seconds": 0.2}}
+    if bands:
+        d["bands"] = {"edges_hz": [800], "weights": [d["weights"], {"a": [1, 0, 0, 1], "b": [1, 1, 1, 1]}]}
+    config = config_from_dict(d)
+    members = [PointwiseMember([0.1, 0.2, 0.3, 0.4]), PointwiseMember([0.4, 0.1, 0.2, 0.3])]
+    mixture = noise((2, int(3.3 * RATE)), 5)
+    ensemble = Ensemble(config, members=members)
+    out = ensemble.separate(mixture)
+    estimates = [m.separate(mixture) for m in members]
+    whole = Renderer(ensemble.weights, config.wiener, StftSettings()).render(estimates, mixture)
+    whole = fold_residual(whole, TARGETS, config.residual_to)
+    np.testing.assert_allclose(out, whole, atol=1e-6)
+    assert out.shape == (4, 2, mixture.shape[1]) and ensemble.timings["members"] > 0
+    assert ensemble.separate(mixture[:, :100]).shape == (4, 2, 100)  # shorter than one STFT frame
+
+
+def test_ensemble_refuses_weight_on_a_target_a_member_lacks():
+    config = config_from_dict({"members": [{"name": "a", "member": "x"}, {"name": "v", "member": "y"}]})
+    members = [PointwiseMember([1, 1, 1, 1]), PointwiseMember([1], targets=("vocals",))]
+    with pytest.raises(WeightsError, match="member 'v' does not estimate target 'bass'"):
+        Ensemble(config, members=members)
+    config = config_from_dict({"members": config_dict()["members"][:1] + [{"name": "v", "member": "y"}],
+                               "weights": {"a": [1, 1, 1, 1], "v": [0, 0, 0, 1]}, "wiener": None})
+    out = Ensemble(config, members=members).separate(noise((2, 1000)))
+    assert out.shape == (4, 2, 1000)
+
+
+# -- cache ------------------------------------------------------------------------------------------
+def test_member_cache_computes_once_per_member_and_song(tmp_path):
+    cache, calls = MemberCache(tmp_path), []
+    mixture = noise((2, 1000))
+
+    def compute():
+        calls.append(1)
+        return np.stack([mixture] * 4)
+
+    key = song_key(mixture)
+    first = cache.get_or_compute("ab" * 32, "song/1", key, compute)
+    second = cache.get_or_compute("ab" * 32, "song/1", key, compute)
+    np.testing.assert_array_equal(first, second)
+    assert len(calls) == 1 and isinstance(second, np.memmap)
+    assert song_key(mixture * 2) != key
+    cache.get_or_compute("cd" * 32, "song/1", key, compute)  # another checkpoint: computed again
+    assert len(calls) == 2 and not list(tmp_path.rglob("*.tmp*"))

@@ -1,0 +1,105 @@
+"""Tuning runs: the machinery on member outputs given as arrays, and the CLI on a tiny song folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+import models
+from blend import report
+from blend.cache import MemberCache
+from blend.config import config_from_dict, load_config
+from blend.evaluate import main as evaluate_main
+from blend.tune import TuneSong, fit_all, main, search_wiener
+from blend.wiener import WienerSettings
+from core.constants import TARGETS
+
+
+def array_songs(nb_songs=2, seconds=1.0):
+    """Songs whose 'members' are noisy copies of the references (member b twice as noisy)."""
+    songs = []
+    for k in range(nb_songs):
+        rng = np.random.default_rng(k)
+        refs = (0.2 * rng.standard_normal((4, 2, int(seconds * 44100)))).astype(np.float32)
+        estimates = [refs + (0.1 * (m + 1) * rng.standard_normal(refs.shape)).astype(np.float32)
+                     for m in range(2)]
+        songs.append(TuneSong(f"song{k}", lambda refs=refs: (refs.sum(0), refs), estimates))
+    return songs
+
+
+def test_tuning_machinery_on_arrays(tmp_path):
+    config = config_from_dict({"members": [{"name": "a", "member": "x"}, {"name": "b", "member": "y"}]})
+    songs = array_songs()
+    result = fit_all(songs, config, np.ones((2, 4), bool), edges_hz=[1000.0], grid_step=0.25, progress=False)
+    rows = result.rows
+    assert {"a alone", "b alone", "equal weights", "closed-form λ", "grid-search λ"} <= set(rows)
+    mean = {k: np.mean(list(v.values())) for k, v in rows.items()}
+    # independent noises: the optimum weights a 4:1 (inverse noise power), better than either or equal
+    assert mean["closed-form λ"] > max(mean["a alone"], mean["equal weights"]) + 0.2
+    np.testing.assert_allclose(result.config.weights.values[0][:, 0], [0.8, 0.2], atol=0.05)
+    assert result.timings["closed-form λ"]["seconds"] > 0 and result.timings["grid-search λ"]["step"] == 0.25
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    space = {"iterations": [0, 1], "softmask": [False], "residual": [False, True]}
+    search_wiener(result, songs, storage, "t", 3, WienerSettings(win_len=32), space)
+    assert len(result.trials) == 3 and "chosen λ + Wiener" in result.rows
+    search_wiener(result, songs, storage, "t", 1, WienerSettings(win_len=32), space)  # resumes the study
+    assert len(result.trials) == 4
+    assert result.config.wiener.win_len == 32
+    paths = report.write(result, songs, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| closed-form λ" in text and "![SDR over λ](heatmap.png)" in text
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["chosen"] == result.chosen
+    assert (tmp_path / "out" / "heatmap.png").stat().st_size > 5000 and len(paths) == 3
+
+
+def write_tiny_dataset(root: Path, nb_songs=1, seconds=1.5) -> Path:
+    for k in range(nb_songs):
+        rng = np.random.default_rng(k)
+        folder = root / f"song{k}"
+        folder.mkdir(parents=True)
+        stems = (0.1 * rng.standard_normal((4, int(seconds * 44100), 2))).astype(np.float32)
+        for target, stem in zip(TARGETS, stems):
+            sf.write(folder / f"{target}.wav", stem, 44100, subtype="FLOAT")
+        sf.write(folder / "mixture.wav", stems.sum(0), 44100, subtype="FLOAT")
+    return root
+
+
+def tiny_checkpoints(root: Path) -> list[str]:
+    torch.manual_seed(0)
+    models.save_member(models.get("fnn")(hidden_size=8), root / "fnn.pth")
+    models.save_member(models.get("fnn")(hidden_size=8, context=1), root / "fnn2.pth")
+    return [f"fnn={root / 'fnn.pth'}", f"fnn2={root / 'fnn2.pth'}"]
+
+
+def test_tune_cli_writes_a_loadable_config_and_reuses_the_cache(tmp_path, capsys):
+    data = write_tiny_dataset(tmp_path / "songs")
+    members = tiny_checkpoints(tmp_path)
+    args = ["--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"),
+            "--n-trials", "2", "--grid-step", "0.5", "--wiener-win-len", "32", "-q"]
+    for m in members:
+        args += ["--member", m]
+    assert main(args) == 0
+    config = load_config(tmp_path / "out" / "ensemble.yaml")
+    assert config.member_names == ("fnn", "fnn2") and config.members[0].path.resolve().is_file()
+    assert config.wiener.win_len == 32 and (tmp_path / "out" / "optuna.db").is_file()
+    cached = sorted(p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy"))
+    assert len(cached) == 2  # one output per member and song
+    assert main(args) == 0  # second run: outputs come from the cache, the study continues
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy")) == cached
+    assert "chosen λ + Wiener" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "out" / "report.json").read_text())["trials"]) == 4
+    assert MemberCache(tmp_path / "cache").root.is_dir()
+    # the README figures from the tuned config: members come from the same cache
+    tuned = str(tmp_path / "out" / "ensemble.yaml")
+    assert evaluate_main(["--data-dir", str(data), "--split", "valid", "--config", tuned, "--cache-dir",
+                          str(tmp_path / "cache"), "--baselines", "scaled", "-o", str(tmp_path / "eval"),
+                          "-q"]) == 0
+    figures = json.loads((tmp_path / "eval" / "figures.json").read_text())
+    expected = {"fnn alone", "fnn2 alone", "equal weights", "tuned λ", "tuned λ + Wiener",
+                "mixture / 4 (scaled)"}
+    assert set(figures["rows"]) == expected
+    assert "Wiener gain (dB)" in figures["goals"] and (tmp_path / "eval" / "figures.png").is_file()
