@@ -5,7 +5,7 @@ Layout::
     {"format": "stemblend-weights/1",
      "weights": {"umx.pth": {"member": "umx", "sha256": "...", "size": 1234567, "dtype": "float16",
                              "targets": [...], "training_command": "python train.py ...",
-                             "wall_time_s": 612.0, "epochs": 14,
+                             "wall_time_s": 612.0, "epochs": 14, "best_epoch": 11,
                              "valid_sdr": {"bass": ..., "mean": ...}, "ood_sdr": {...}}}}
 
 ``python -m models.manifest RUN_DIR/best.pth NAME`` ships a trained checkpoint: it re-saves it in
@@ -111,7 +111,13 @@ def ship(
     meta = member.checkpoint
     weights_dir = Path(weights_dir)
     out = save_member(member, weights_dir / f"{name}.pth", meta["training_args"], meta["metrics"], half=half)
-    metrics = meta["metrics"]
+    metrics = dict(meta["metrics"])
+    last = Path(checkpoint).parent / "last.pth"
+    if last.is_file():  # the whole run, not just up to the best epoch
+        from models.checkpoint import safe_load
+
+        state = safe_load(last)
+        metrics.update(wall_time_s=round(state.get("wall_time_s", 0.0), 1), epochs=state.get("epoch"))
     entry = {
         "member": member.name,
         "sha256": sha256_file(out),
@@ -121,6 +127,7 @@ def ship(
         "training_command": metrics.get("command"),
         "wall_time_s": metrics.get("wall_time_s"),
         "epochs": metrics.get("epochs"),
+        "best_epoch": metrics.get("epoch"),
         "valid_sdr": metrics.get("valid_sdr"),
         "ood_sdr": metrics.get("ood_sdr"),
     }

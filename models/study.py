@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from core.constants import TARGETS
+from core.errors import CheckpointError
 from models.checkpoint import safe_load
 
 
@@ -37,11 +38,15 @@ def _cells(sdr: dict | None) -> str:
 
 def runs_table(run_dirs) -> str:
     """Markdown: run, member, songs, epochs, minutes, validation and OOD SDR per target."""
-    head = ["run", "member", "songs", "epochs", "min"]
+    head = ["run", "member", "songs", "best epoch", "min to best"]
     head += [f"valid {t}" for t in list(TARGETS) + ["mean"]] + [f"OOD {t}" for t in list(TARGETS) + ["mean"]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 5 + "---:|" * (2 * len(TARGETS) + 2)]
     for run in run_dirs:
-        m = run_summary(run)
+        try:
+            m = run_summary(run)
+        except CheckpointError as exc:
+            lines.append(f"| {Path(run).name} | not trained ({exc}) |")
+            continue
         minutes = (m.get("wall_time_s") or 0) / 60
         lines.append(
             f"| {Path(run).name} | {m['member']} | {m['train_songs']} | {m.get('epochs')} | {minutes:.1f} | "
@@ -106,7 +111,8 @@ def main(argv=None) -> int:
     if args.corpus_study:
         print(corpus_study(args.corpus_study, args.plot))
     if args.json:
-        Path(args.json).write_text(json.dumps({str(r): run_summary(r) for r in args.runs}, indent=2))
+        done = [r for r in args.runs if (Path(r) / "best.pth").is_file()]
+        Path(args.json).write_text(json.dumps({str(r): run_summary(r) for r in done}, indent=2))
     return 0
 
 

@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     model_kwargs, hp, augmentation = resolve(args)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     torch.set_num_threads(args.threads or max(1, torch.get_num_threads() // world))
+    torch.set_flush_denormal(True)  # denormal floats slow CPU kernels down many times
     torch.manual_seed(args.seed)  # the initial weights, too, depend only on the seed
     member = build_member(args.model, model_kwargs)
     pipeline = load_pipeline(augmentation, member.targets, member.sample_rate)
