@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from core.files import atomic_path
 
 
 def song_key(mixture: np.ndarray) -> str:
@@ -60,15 +60,8 @@ class MemberCache:
     def put(self, member_key: str, song: str, key: str, estimates: np.ndarray) -> Path:
         """Store an output atomically."""
         path = self.path(member_key, song, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                np.save(stream, np.ascontiguousarray(estimates, dtype=np.float32))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path, suffix=".npy") as tmp:
+            np.save(tmp, np.ascontiguousarray(estimates, dtype=np.float32))
         return path
 
     def get_or_compute(

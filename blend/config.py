@@ -23,8 +23,6 @@ a missing ``weights`` means equal weights. Every problem raises :class:`ConfigEr
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from blend.weights import BlendWeights, WeightsError, equal_weights, make_weight
 from blend.wiener import WienerError, WienerSettings
 from core.constants import SAMPLE_RATE, TARGETS
 from core.errors import StemBlendError
+from core.files import write_text
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
 _KEYS = {"targets", "sample_rate", "members", "weights", "bands", "wiener", "stft", "runtime", "enhancer"}
@@ -83,16 +82,21 @@ class EnsembleConfig:
 
     def to_dict(self, base_dir: Path | None = None) -> dict:
         """Plain structure for YAML; checkpoint paths relative to ``base_dir``."""
-        d = {"targets": list(self.targets), "sample_rate": self.sample_rate,
-             "members": [m.to_dict(base_dir) for m in self.members]}
+        d = {
+            "targets": list(self.targets),
+            "sample_rate": self.sample_rate,
+            "members": [m.to_dict(base_dir) for m in self.members],
+        }
         d.update(self.weights.to_dict())
         if self.wiener is None:
             d["wiener"] = None
         else:
             d["wiener"] = dict(self.wiener.to_dict(), residual_to=self.residual_to)
         d["stft"] = {"n_fft": self.stft.n_fft, "n_hop": self.stft.n_hop}
-        d["runtime"] = {"chunk_seconds": self.runtime.chunk_seconds,
-                        "context_seconds": self.runtime.context_seconds}
+        d["runtime"] = {
+            "chunk_seconds": self.runtime.chunk_seconds,
+            "context_seconds": self.runtime.context_seconds,
+        }
         d["enhancer"] = dict(self.enhancer)
         return d
 
@@ -141,8 +145,13 @@ def _parse(d, base_dir: Path) -> EnsembleConfig:
         if not isinstance(bands["weights"], list):
             raise ValueError("'bands.weights' must be a list of weight tables, one per band")
         tables = [_table(t, names, targets, f"bands.weights[{i}]") for i, t in enumerate(bands["weights"])]
-        weights = make_weights(np.stack(tables) if tables else np.zeros((0, len(names), len(targets))),
-                               names, targets, bands["edges_hz"] or (), sample_rate=rate)
+        weights = make_weights(
+            np.stack(tables) if tables else np.zeros((0, len(names), len(targets))),
+            names,
+            targets,
+            bands["edges_hz"] or (),
+            sample_rate=rate,
+        )
     elif d.get("weights") is not None:
         table = _table(d["weights"], names, targets, "weights")
         weights = make_weights(table, names, targets, sample_rate=rate)
@@ -224,15 +233,6 @@ def save_config(config: EnsembleConfig, path: str | Path, header: str = "") -> P
         header: comment lines written at the top (e.g. how the config was tuned).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config.to_dict(path.parent), sort_keys=False, default_flow_style=None, width=100)
     comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as stream:
-            stream.write(comment + text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, comment + text)

@@ -22,9 +22,10 @@ import numpy as np
 
 from blend.cache import MemberCache
 from blend.config import DEFAULT_CONFIG, load_config
-from blend.report import _atomic_text, sdr_table
+from blend.report import sdr_table
 from blend.tune import crop, prepare_songs, render_sdr
 from blend.weights import equal_weights, one_hot
+from core.files import write_text
 from core.metrics import global_sdr
 
 #: row labels of the usual baselines
@@ -147,8 +148,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m blend.evaluate " + " ".join(argv if argv is not None else sys.argv[1:])
     bar_chart(result["rows"], config.targets, out / "figures.png")
-    _atomic_text(out / "figures.md", markdown(result, config.targets, command))
-    _atomic_text(out / "figures.json", json.dumps(result, indent=2))
+    write_text(out / "figures.md", markdown(result, config.targets, command))
+    write_text(out / "figures.json", json.dumps(result, indent=2))
     print(sdr_table(result["rows"], config.targets, bold_best=False))
     print(json.dumps(result["goals"], indent=2))
     return 0

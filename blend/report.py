@@ -8,8 +8,6 @@ MDX 2021 grader's global SDR averaged over songs.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,15 +15,7 @@ import numpy as np
 import yaml
 
 from blend.fit import sdr_from_stats
-
-
-def _atomic_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(text)
-    os.replace(tmp, path)
-    return path
+from core.files import write_text
 
 
 def sdr_table(rows: dict, targets: Sequence[str], bold_best: bool = True) -> str:
@@ -34,8 +24,10 @@ def sdr_table(rows: dict, targets: Sequence[str], bold_best: bool = True) -> str
     values = np.array([[rows[k].get(t, np.nan) for t in targets] for k in labels], np.float64)
     values = np.concatenate([values, np.nanmean(values, axis=1, keepdims=True)], axis=1)
     best = np.nanmax(values, axis=0) if len(labels) else []
-    lines = ["| blend | " + " | ".join(list(targets) + ["mean"]) + " |",
-             "|---|" + "---:|" * (len(targets) + 1)]
+    lines = [
+        "| blend | " + " | ".join(list(targets) + ["mean"]) + " |",
+        "|---|" + "---:|" * (len(targets) + 1),
+    ]
     for label, row in zip(labels, values):
         cells = [f"**{v:.2f}**" if bold_best and np.isclose(v, b) else f"{v:.2f}" for v, b in zip(row, best)]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -102,17 +94,30 @@ def heatmap(
 
 
 def to_json(result) -> dict:
-    return {"songs": result.songs, "rows": result.rows, "chosen": result.chosen, "weights": result.weights,
-            "timings": result.timings, "trials": result.trials, "study": result.study,
-            "config": result.config.to_dict()}
+    return {
+        "songs": result.songs,
+        "rows": result.rows,
+        "chosen": result.chosen,
+        "weights": result.weights,
+        "timings": result.timings,
+        "trials": result.trials,
+        "study": result.study,
+        "config": result.config.to_dict(),
+    }
 
 
 def markdown(result, heatmap_name: str | None) -> str:
     targets = result.config.targets
-    out = [f"# Ensemble tuning report\n\n{len(result.songs)} validation songs: {', '.join(result.songs)}.",
-           "Mean global SDR (dB, MDX 2021 grader) over the songs.\n", sdr_table(result.rows, targets)]
-    out += ["\n## λ fits: closed form vs. grid search\n", "| method | mean SDR (dB) | seconds |",
-            "|---|---:|---:|"]
+    out = [
+        f"# Ensemble tuning report\n\n{len(result.songs)} validation songs: {', '.join(result.songs)}.",
+        "Mean global SDR (dB, MDX 2021 grader) over the songs.\n",
+        sdr_table(result.rows, targets),
+    ]
+    out += [
+        "\n## λ fits: closed form vs. grid search\n",
+        "| method | mean SDR (dB) | seconds |",
+        "|---|---:|---:|",
+    ]
     for label, t in result.timings.items():
         sdr = np.mean(list(result.rows[label].values()))
         extra = f" (statistics {t['statistics_seconds']:.2f} s)" if "statistics_seconds" in t else ""
@@ -120,14 +125,18 @@ def markdown(result, heatmap_name: str | None) -> str:
         out.append(f"| {label}{extra} | {sdr:.3f} | {t['seconds']:.2f} |")
     out += [f"\nChosen: **{result.chosen}**\n", weights_table(result.weights[result.chosen], targets)]
     if result.trials:
-        out += [f"\n## Wiener settings (Optuna study `{result.study}`, {len(result.trials)} trials)\n",
-                "| trial | iterations | softmask | residual | mean SDR | seconds | worker |",
-                "|---:|---:|---|---|---:|---:|---|"]
+        out += [
+            f"\n## Wiener settings (Optuna study `{result.study}`, {len(result.trials)} trials)\n",
+            "| trial | iterations | softmask | residual | mean SDR | seconds | worker |",
+            "|---:|---:|---|---|---:|---:|---|",
+        ]
         for t in sorted(result.trials, key=lambda t: -t["value"]):
             p = t["params"]
-            out.append(f"| {t['number']} | {p.get('iterations')} | {p.get('softmask')} | "
-                       f"{p.get('residual')} | {t['value']:.3f} | {t.get('seconds', 0):.1f} | "
-                       f"{t.get('worker', '')} |")
+            out.append(
+                f"| {t['number']} | {p.get('iterations')} | {p.get('softmask')} | "
+                f"{p.get('residual')} | {t['value']:.3f} | {t.get('seconds', 0):.1f} | "
+                f"{t.get('worker', '')} |"
+            )
     if heatmap_name:
         out.append(f"\n## λ for two members\n\n![SDR over λ]({heatmap_name})")
     config = yaml.safe_dump(result.config.to_dict(), sort_keys=False, default_flow_style=None, width=100)
@@ -139,8 +148,10 @@ def write(result, songs, out_dir: Path, pair: Sequence[str] | None = None) -> li
     """Write ``report.md``, ``report.json`` and ``heatmap.png`` into ``out_dir``; returns the paths."""
     out_dir = Path(out_dir)
     png = heatmap(result, pair, out_dir / "heatmap.png")
-    paths = [_atomic_text(out_dir / "report.md", markdown(result, png.name if png else None)),
-             _atomic_text(out_dir / "report.json", json.dumps(to_json(result), indent=2, default=str))]
+    paths = [
+        write_text(out_dir / "report.md", markdown(result, png.name if png else None)),
+        write_text(out_dir / "report.json", json.dumps(to_json(result), indent=2, default=str)),
+    ]
     return paths + ([png] if png else [])
 
 

@@ -15,15 +15,14 @@ matching the manifest, targets not matching what the caller needs, weights not f
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.errors import CheckpointError
+from core.files import atomic_path
 from models import registry
 from models.base import Member
 
@@ -217,17 +216,9 @@ def build_member(package: dict, path: Path) -> Member:
 
 def atomic_torch_save(obj, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def plain(value, where: str = "value"):

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from core.errors import CheckpointError
+from core.files import write_json
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -47,14 +46,7 @@ def read_manifest(path: str | Path = MANIFEST) -> dict:
 
 def write_manifest(data: dict, path: str | Path = MANIFEST) -> Path:
     """Write the manifest atomically (sorted keys, indented)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as stream:
-        json.dump(data, stream, indent=2, sort_keys=True)
-        stream.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, data, indent=2)
 
 
 def expected_sha256(checkpoint: Path, manifest=None) -> str | None:
