@@ -80,6 +80,16 @@ class EnsembleConfig:
     def with_wiener(self, wiener: WienerSettings | None) -> EnsembleConfig:
         return replace(self, wiener=wiener)
 
+    def without_unused(self) -> EnsembleConfig:
+        """The same ensemble without the members whose λ is zero for every target and band (they
+        would run for nothing). At least one member always remains (the weights sum to one)."""
+        keep = [m for m in range(len(self.members)) if self.weights.values[:, m, :].any()]
+        if len(keep) == len(self.members):
+            return self
+        weights = make_weights(self.weights.values[:, keep, :], [self.members[m].name for m in keep],
+                               self.targets, self.weights.edges_hz, sample_rate=self.sample_rate)
+        return replace(self, members=tuple(self.members[m] for m in keep), weights=weights)
+
     def to_dict(self, base_dir: Path | None = None) -> dict:
         """Plain structure for YAML; checkpoint paths relative to ``base_dir``."""
         d = {

@@ -11,7 +11,8 @@ one, :func:`blend.fit.fit_weights`), per band too with ``--bands``, and Uhlich e
 each timed and scored. (3) The best λ is fixed and Optuna searches the Wiener settings (iterations
 0–3, softmask, residual) over a grid; trials live in an Optuna storage (SQLite file by default;
 ``--storage postgresql://...`` lets workers on several machines share one study: start the same
-command on each). (4) ``OUT/ensemble.yaml`` (the tuned config), ``OUT/report.md``/``.json`` and
+command on each). (4) ``OUT/ensemble.yaml`` (the tuned config, without the members whose λ is zero
+everywhere; ``OUT/ensemble-all-members.yaml`` keeps them), ``OUT/report.md``/``.json`` and
 ``OUT/heatmap.png`` (:mod:`blend.report`).
 
 The objective everywhere is the MDX 2021 grader's global SDR, averaged over songs (and targets).
@@ -287,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", default=None, help="two members A,B for the λ heatmap (default: the first two)")
     p.add_argument("--write-config", default=None, metavar="PATH",
                    help="also write the tuned config here (e.g. blend/configs/default.yaml)")
+    p.add_argument("--cache-only", action="store_true",
+                   help="only run the members on the songs and fill the cache (e.g. while other members "
+                        "still train, or before starting several workers)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -307,6 +311,9 @@ def main(argv=None) -> int:
     if not tracks:
         raise SystemExit(f"{args.data_dir}: no songs in split '{args.split}'")
     songs, available = prepare_songs(tracks, base, MemberCache(args.cache_dir), args.seconds, not args.quiet)
+    if args.cache_only:
+        print(f"cached {len(base.members)} members x {len(songs)} songs in {args.cache_dir}")
+        return 0
     result = fit_all(songs, base, available, edges, args.grid_step, not args.quiet)
     wiener = base.wiener or WienerSettings()
     if args.wiener_win_len is not None:
@@ -318,6 +325,8 @@ def main(argv=None) -> int:
     paths = report.write(result, songs, out, pair=args.pair.split(",") if args.pair else None)
     header = (f"Tuned by: python -m blend.tune --data-dir {args.data_dir} --split {args.split} "
               f"({len(songs)} songs); λ: {result.chosen}; study {name}")
+    save_config(result.config, out / "ensemble-all-members.yaml", header)  # λ = 0 rows kept
+    result.config = result.config.without_unused()  # zero-λ members would run for nothing
     save_config(result.config, out / "ensemble.yaml", header)
     if args.write_config:
         save_config(result.config, args.write_config, header)

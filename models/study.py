@@ -2,6 +2,7 @@
 
     python -m models.study runs/umx runs/fnn runs/fnn-noaug        # one row per run
     python -m models.study --corpus-study runs/study -o runs/study/ood_vs_size.png
+    python -m models.study --ablation runs/fnn runs/fnn-noaug          # augmentation ablation
 
 ``--corpus-study`` reads runs named ``<diversity>-<songs>`` (e.g. ``diverse-40``, ``basic-300``) and
 prints the out-of-distribution SDR per target against the number of training songs, one block per
@@ -99,13 +100,47 @@ def _plot(rows: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def history(run_dir: str | Path) -> list[dict]:
+    """Per-epoch entries of a run (``history.json``: epoch, loss, valid_sdr, ood_sdr, seconds)."""
+    path = Path(run_dir) / "history.json"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no training history (run not started?)")
+    return json.loads(path.read_text())
+
+
+def ablation_table(run_a: str | Path, run_b: str | Path) -> str:
+    """Markdown: two runs compared epoch by epoch (same number of gradient steps) up to the shorter
+    run's last epoch, plus each run's best epoch in that range. Wall time is not compared: runs
+    sharing a machine get different CPU shares."""
+    a, b = history(run_a), history(run_b)
+    n = min(len(a), len(b))
+    names = Path(run_a).name, Path(run_b).name
+    lines = [f"| epoch | {names[0]} valid | {names[1]} valid | {names[0]} OOD | {names[1]} OOD |",
+             "|---:|---:|---:|---:|---:|"]
+
+    def mean(entry, key):
+        return (entry.get(key) or {}).get("mean", float("nan"))
+
+    for k in range(n):
+        lines.append(f"| {k + 1} | {mean(a[k], 'valid_sdr'):.2f} | {mean(b[k], 'valid_sdr'):.2f} | "
+                     f"{mean(a[k], 'ood_sdr'):.2f} | {mean(b[k], 'ood_sdr'):.2f} |")
+    best = [max(h[:n], key=lambda e: mean(e, "valid_sdr")) for h in (a, b)]
+    lines.append(f"| best of 1-{n} | {mean(best[0], 'valid_sdr'):.2f} | {mean(best[1], 'valid_sdr'):.2f} | "
+                 f"{mean(best[0], 'ood_sdr'):.2f} | {mean(best[1], 'ood_sdr'):.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Summarise training runs.")
     parser.add_argument("runs", nargs="*", help="run folders (with best.pth)")
     parser.add_argument("--corpus-study", help="folder of <diversity>-<songs> runs")
     parser.add_argument("-o", "--plot", help="PNG of the corpus study")
     parser.add_argument("--json", help="write the run summaries as JSON here")
+    parser.add_argument("--ablation", nargs=2, metavar=("RUN_A", "RUN_B"),
+                        help="compare two runs epoch by epoch (e.g. runs/fnn runs/fnn-noaug)")
     args = parser.parse_args(argv)
+    if args.ablation:
+        print(ablation_table(*args.ablation))
     if args.runs:
         print(runs_table(args.runs))
     if args.corpus_study:

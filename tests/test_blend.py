@@ -384,3 +384,16 @@ def test_member_cache_computes_once_per_member_and_song(tmp_path):
     assert song_key(mixture * 2) != key
     cache.get_or_compute("cd" * 32, "song/1", key, compute)  # another checkpoint: computed again
     assert len(calls) == 2 and not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_without_unused_drops_zero_weight_members():
+    config = config_from_dict(
+        {
+            "members": [{"name": n, "member": "nussl"} for n in ("a", "b", "c")],
+            "weights": {"a": [1, 0, 0.5, 0], "b": [0, 0, 0, 0], "c": [0, 1, 0.5, 1]},
+        }
+    )
+    pruned = config.without_unused()
+    assert pruned.member_names == ("a", "c")
+    np.testing.assert_allclose(pruned.weights.table(), [[1, 0, 0.5, 0], [0, 1, 0.5, 1]])
+    assert pruned.without_unused() is pruned
