@@ -220,3 +220,28 @@ def grid_search(
                 best_sdr[s], values[:, s] = np.mean(sdr), 0.0
                 values[idx, s] = lam
     return make_weights(values, members, targets, available=avail), best_sdr
+
+
+def grid_search_stats(
+    stats: Sequence[SongStats], members: Sequence[str], targets: Sequence[str], step: float = 0.1,
+    available: np.ndarray | None = None,
+) -> tuple[BlendWeights, np.ndarray]:
+    """:func:`grid_search` computed from the songs' statistics: the same grid and the same grader
+    SDR (an exact quadratic form in λ), without blending any audio, so a 7-member grid (8008 points
+    per target at step 0.1) takes milliseconds. Same returns as :func:`grid_search`."""
+    nb_m, nb_s = len(members), len(targets)
+    avail = np.ones((nb_m, nb_s), bool) if available is None else np.asarray(available, bool)
+    values, best_sdr = np.zeros((nb_m, nb_s)), np.full(nb_s, -np.inf)
+    for s in range(nb_s):
+        idx = np.flatnonzero(avail[:, s])
+        grid = simplex_grid(len(idx), step)  # (P, M_s)
+        sdr = np.zeros(len(grid))
+        for st in stats:
+            gram = st.gram[0][s][np.ix_(idx, idx)]
+            quad = np.einsum("pm,mk,pk->p", grid, gram, grid)
+            err = np.maximum(st.energy[0][s] - 2 * grid @ st.cross[0][s][idx] + quad, 0.0)
+            sdr += 10 * np.log10((st.energy[0][s] + SDR_EPS) / (err + SDR_EPS))
+        best = int(np.argmax(sdr))
+        best_sdr[s] = sdr[best] / len(stats)
+        values[idx, s] = grid[best]
+    return make_weights(values, members, targets, available=avail), best_sdr

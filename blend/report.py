@@ -121,7 +121,7 @@ def markdown(result, heatmap_name: str | None) -> str:
     for label, t in result.timings.items():
         sdr = np.mean(list(result.rows[label].values()))
         extra = f" (statistics {t['statistics_seconds']:.2f} s)" if "statistics_seconds" in t else ""
-        extra += f" (step {t['step']})" if "step" in t else ""
+        extra += f" (step {t['step']}, {t.get('how', 'brute force')})" if "step" in t else ""
         out.append(f"| {label}{extra} | {sdr:.3f} | {t['seconds']:.2f} |")
     out += [f"\nChosen: **{result.chosen}**\n", weights_table(result.weights[result.chosen], targets)]
     if result.trials:

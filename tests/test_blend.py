@@ -17,7 +17,15 @@ from blend import wiener as wiener_mod
 from blend.cache import MemberCache, song_key
 from blend.config import DEFAULT_CONFIG, ConfigError, config_from_dict, load_config, save_config
 from blend.ensemble import Ensemble
-from blend.fit import fit_weights, grid_search, nnls_simplex, sdr_from_stats, simplex_grid, song_stats
+from blend.fit import (
+    fit_weights,
+    grid_search,
+    grid_search_stats,
+    nnls_simplex,
+    sdr_from_stats,
+    simplex_grid,
+    song_stats,
+)
 from blend.render import Renderer, StftSettings, fold_residual
 from blend.stft import FrameGrid, OverlapAdd, analyze, hann, istft, stft, take
 from blend.weights import WeightsError, blend_time, equal_weights, make_weights, one_hot
@@ -238,6 +246,24 @@ def test_closed_form_fit_recovers_known_weights():
     blended = blend_time(songs[0][0], grid)
     expected = [global_sdr(r, e) for r, e in zip(songs[0][1], blended)]
     np.testing.assert_allclose(sdr_from_stats(stats[0], grid.table()), expected, atol=1e-3)
+
+
+def test_grid_search_from_statistics_equals_brute_force():
+    rng = np.random.default_rng(7)
+    names = ("a", "b", "c")
+    songs = []
+    for seed in range(2):
+        ref = noise((4, 2, 8_000), 50 + seed)
+        estimates = [ref + rng.uniform(0.2, 1.5) * noise((4, 2, 8_000), 10 * seed + m) for m in range(3)]
+        songs.append((estimates, ref))
+    stats = [song_stats(e, r) for e, r in songs]
+    available = np.ones((3, 4), bool)
+    available[2, 1] = False  # a member without drums: never weighted there
+    brute, brute_sdr = grid_search(songs, names, TARGETS, step=0.1, available=available)
+    fast, fast_sdr = grid_search_stats(stats, names, TARGETS, step=0.1, available=available)
+    np.testing.assert_allclose(fast.table(), brute.table())
+    np.testing.assert_allclose(fast_sdr, brute_sdr, atol=1e-3)
+    assert fast.table()[2, 1] == 0
 
 
 def test_closed_form_fit_per_band_recovers_known_weights():

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The README figures after scripts/train_members.sh: tune the ensemble, score it and the members on
+# the test split, out of distribution and on the real clips, and run the benchmarks.
+#
+#   bash scripts/figures.sh            # DATA=data/corpus OOD=data/ood REAL=data/datasets/real OUT=runs/figures
+#
+# Steps (each resumable: member outputs are cached by checkpoint sha256 and song in CACHE):
+#   1. member outputs on the validation songs (central 15 s), then two Optuna workers tune λ and the
+#      Wiener settings on one SQLite study; blend/configs/default.yaml is rewritten (zero-λ members
+#      dropped; OUT/tune/ensemble-all-members.yaml keeps every member for the tables).
+#   2. blend.evaluate on the test split, the OOD split and the real clips: each member alone, equal
+#      weights, tuned λ, tuned λ + Wiener, the oracle ratio mask and mixture/4 (OUT/eval-*/figures.*).
+#   3. models.study: training runs table and the augmentation ablation (fnn vs fnn-noaug).
+#   4. benchmarks/bench_members.py and benchmarks/bench_ensemble.py (3- and 10-minute songs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-data/corpus}
+OOD=${OOD:-data/ood}
+REAL=${REAL:-data/datasets/real}
+OUT=${OUT:-runs/figures}
+CACHE=${CACHE:-cache/blend}
+STEPS=${STEPS:-"tune eval study bench"}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+
+if has tune; then
+  tune=("$PY" -m blend.tune --data-dir "$DATA" --split valid --seconds 15 --config blend/configs/members.yaml
+        -o "$OUT/tune" --cache-dir "$CACHE" --study-name default-ensemble -q)
+  "${tune[@]}" --cache-only
+  "${tune[@]}" --n-trials 8 > "$OUT/tune-worker2.log" 2>&1 &
+  worker=$!
+  "${tune[@]}" --n-trials 8 > "$OUT/tune-worker1.log" 2>&1
+  wait $worker
+  # the last worker to finish saw every trial: its config and report are the study's
+  "${tune[@]}" --n-trials 0 --write-config blend/configs/default.yaml | tee "$OUT/tune.log"
+fi
+
+if has eval; then
+  all="$OUT/tune/ensemble-all-members.yaml"
+  for set in "test=$DATA" "ood=$OOD" "real=$REAL"; do
+    label=${set%%=*} dir=${set#*=}
+    [ -d "$dir" ] || { echo "[figures] no $dir: skipping $label" >&2; continue; }
+    "$PY" -m blend.evaluate --data-dir "$dir" --split test --config "$all" --cache-dir "$CACHE" \
+      --baselines oracle-irm,scaled -o "$OUT/eval-$label" -q | tee "$OUT/eval-$label.log"
+  done
+fi
+
+if has study; then
+  "$PY" -m models.study runs/{umx,fnn,demucs,convtasnet,unet-wave,unet-spec,fnn-noaug} \
+    --json "$OUT/runs.json" | tee "$OUT/runs.md"
+  "$PY" -m models.study --ablation runs/fnn runs/fnn-noaug | tee "$OUT/ablation.md"
+fi
+
+if has bench; then
+  "$PY" benchmarks/bench_members.py --json "$OUT/bench_members.json" | tee "$OUT/bench_members.log"
+  "$PY" benchmarks/bench_ensemble.py --json "$OUT/bench_ensemble.json" | tee "$OUT/bench_ensemble.log"
+fi
