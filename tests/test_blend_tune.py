@@ -82,12 +82,15 @@ def test_tune_cli_writes_a_loadable_config_and_reuses_the_cache(tmp_path, capsys
             "--n-trials", "2", "--grid-step", "0.5", "--wiener-win-len", "32", "-q"]
     for m in members:
         args += ["--member", m]
+    assert main([*args, "--cache-only"]) == 0  # members run, nothing is tuned yet
+    cached = sorted(p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy"))
+    assert len(cached) == 2 and not (tmp_path / "out" / "ensemble.yaml").exists()  # one per member and song
     assert main(args) == 0
-    config = load_config(tmp_path / "out" / "ensemble.yaml")
+    config = load_config(tmp_path / "out" / "ensemble-all-members.yaml")
     assert config.member_names == ("fnn", "fnn2") and config.members[0].path.resolve().is_file()
     assert config.wiener.win_len == 32 and (tmp_path / "out" / "optuna.db").is_file()
-    cached = sorted(p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy"))
-    assert len(cached) == 2  # one output per member and song
+    used = load_config(tmp_path / "out" / "ensemble.yaml")  # without the members whose λ is all zero
+    assert set(used.member_names) <= {"fnn", "fnn2"} and used.wiener == config.wiener
     assert main(args) == 0  # second run: outputs come from the cache, the study continues
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*.npy")) == cached
     assert "chosen λ + Wiener" in capsys.readouterr().out
