@@ -11,8 +11,8 @@ import sys
 
 from submission.registry import create
 
-#: The predictor the grader runs. One line to switch (e.g. to "ensemble" once its weights ship).
-DEFAULT_PREDICTOR = "scaled"
+#: The predictor the grader runs (blend/configs/default.yaml). One line to switch, e.g. to "scaled".
+DEFAULT_PREDICTOR = "ensemble"
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:

@@ -163,9 +163,10 @@ def test_gitattributes_helpers():
 
 
 def copy_kit(dest: Path) -> Path:
-    """The kit's Python packages and predict.py (no data, no venv) in a throw-away folder."""
+    """The kit's Python packages, shipped weights and predict.py (no data, no venv) in a throw-away
+    folder: enough for the default predictor (the ensemble) to load."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for package in ("core", "evaluator", "submission"):
+    for package in ("core", "evaluator", "submission", "blend", "models", "enhancer", "augment", "tracks"):
         shutil.copytree(ROOT / package, dest / package, ignore=ignore)
     for name in ("predict.py", "requirements.txt", "apt.txt"):
         shutil.copy(ROOT / name, dest / name)

@@ -12,6 +12,7 @@ import soundfile as sf
 from test_submission_helpers import hand_sdr, one_torch_thread, write_song  # noqa: F401
 
 from core.constants import TARGETS
+from predict import DEFAULT_PREDICTOR
 from submission import registry, scoring
 from submission.datasets import DEMO
 from submission.runner import Settings, run_songs
@@ -97,5 +98,5 @@ def test_test_py_renders_the_demo_set_when_there_is_none(tmp_path, monkeypatch, 
     songs = [p for p in (tmp_path / "data" / "test").iterdir() if p.is_dir()]
     assert len(songs) == 1 and (songs[0] / "mixture.wav").is_file()
     data = json.loads((tmp_path / "data" / "results" / "results.json").read_text())
-    assert list(data["songs"]) == [songs[0].name] and data["predictor"] == "scaled"
+    assert list(data["songs"]) == [songs[0].name] and data["predictor"] == DEFAULT_PREDICTOR
     assert "rendering the demo set" in capsys.readouterr().out
