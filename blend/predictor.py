@@ -20,6 +20,8 @@ Options (``submission.registry.create("ensemble", **options)``, ``test.py --opti
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -73,6 +75,14 @@ class EnsemblePredictor(SeparatorPredictor):
             segment=self.options.get("segment"), overlap=self.options.get("overlap"),
             progress=bool(self.options.get("progress", False)),
         )
+
+    def fingerprint(self) -> str:
+        """sha256 of the effective config (λ, Wiener, stages switched on) and of every member's
+        checkpoint: ``test.py`` recomputes a song's stems whenever any of them changes."""
+        config = self.ensemble.config
+        state = dict(config.to_dict(), wiener_on=self.use_wiener, enhancer_on=self.use_enhancer)
+        state["members"] = [{"name": spec.name, "sha256": spec.key()} for spec in config.members]
+        return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
     def separate(self, mixture: np.ndarray) -> dict[str, np.ndarray]:
         """``(nb_channels, nb_timesteps)`` at 44.1 kHz -> ``{target: (nb_channels, nb_timesteps)}``."""

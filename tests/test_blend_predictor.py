@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,22 @@ def test_missing_checkpoint_is_named(tmp_path):
     predictor = EnsemblePredictor(config=str(path))
     with pytest.raises(Exception, match=r"nowhere/umx\.pth: checkpoint does not exist"):
         predictor.prediction_setup()
+
+
+def test_fingerprint_follows_weights_and_switches(ensemble_config, tmp_path):
+    def fingerprint(config, **options):
+        predictor = EnsemblePredictor(config=str(config), **options)
+        predictor.prediction_setup()
+        return predictor.fingerprint()
+
+    base = fingerprint(ensemble_config)
+    assert base == fingerprint(ensemble_config) and len(base) == 64
+    assert fingerprint(ensemble_config, wiener=False) != base
+    assert fingerprint(ensemble_config, niter=0) != base
+    # a retrained member (same path, other weights) changes it too
+    moved = tmp_path / "configs"
+    shutil.copytree(ensemble_config.parent.parent, tmp_path, dirs_exist_ok=True)
+    assert fingerprint(moved / "ensemble.yaml") == base  # same files elsewhere: same fingerprint
+    torch.manual_seed(1)
+    models.save_member(models.get("fnn")(hidden_size=8), tmp_path / "weights" / "fnn.pth")
+    assert fingerprint(moved / "ensemble.yaml") != base
