@@ -10,6 +10,7 @@
 #      dropped; OUT/tune/ensemble-all-members.yaml keeps every member for the tables).
 #   2. blend.evaluate on the test split, the OOD split and the real clips: each member alone, equal
 #      weights, tuned λ, tuned λ + Wiener, the oracle ratio mask and mixture/4 (OUT/eval-*/figures.*).
+#      blend.gap: the gap per target between the test split and the OOD sets (OUT/gap.md, .png).
 #   3. models.study: training runs table and the augmentation ablation (fnn vs fnn-noaug).
 #   4. benchmarks/bench_members.py and benchmarks/bench_ensemble.py (3- and 10-minute songs).
 set -euo pipefail
@@ -46,6 +47,12 @@ if has eval; then
     "$PY" -m blend.evaluate --data-dir "$dir" --split test --config "$all" --cache-dir "$CACHE" \
       --baselines oracle-irm,scaled -o "$OUT/eval-$label" -q | tee "$OUT/eval-$label.log"
   done
+fi
+
+if has eval; then  # issue 10: the gap per target, in-distribution minus OOD and real clips
+  sets=("$OUT/eval-test") labels=test
+  for label in ood real; do [ -f "$OUT/eval-$label/figures.json" ] && sets+=("$OUT/eval-$label") labels+=",$label"; done
+  "$PY" -m blend.gap "${sets[@]}" --labels "$labels" -o "$OUT/id_vs_ood.png" --markdown "$OUT/gap.md"
 fi
 
 if has study; then
