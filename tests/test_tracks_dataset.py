@@ -66,6 +66,25 @@ def test_transform_hook_runs_before_the_mixture_is_formed(corpus):
     assert seen[0] == seen[1]
 
 
+class Stretch:
+    """A length-changing transform (keeps every second sample: twice the tempo)."""
+
+    def input_length(self, frames: int) -> int:
+        return 2 * frames
+
+    def __call__(self, stems):
+        return stems[..., ::2]
+
+
+def test_length_changing_transform_gets_the_input_it_asks_for(corpus):
+    tracks = open_tracks(corpus, "train")
+    ds = ChunkDataset(tracks, 0.1, 3, seed=2, transform=Stretch())
+    for i in range(3):
+        mix, stems = ds[i]
+        assert stems.shape == (4, 2, 4410) and torch.equal(mix, stems.sum(0))
+        assert stems[..., -100:].abs().sum() > 0  # filled from 8820 loaded frames, not zero-padded
+
+
 def test_pooled_loader_over_tracks_changes_songs_across_epochs(corpus):
     tracks = open_tracks(corpus, "train")
     pool = PooledDataset(tracks, pool_size=2, seconds=0.05, samples_per_epoch=4, seed=5, refresh=1.0)

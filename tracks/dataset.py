@@ -8,7 +8,9 @@
 
 Items are ``(mixture (nb_channels, nb_timesteps), stems (nb_sources, nb_channels, nb_timesteps))``
 float tensors. ``transform(stems) -> stems`` (or ``transform(stems, generator)``, e.g.
-``augment.Pipeline.example``) runs per item; the mixture is the sum of the returned stems. Item
+``augment.Pipeline.example``) runs per item; the mixture is the sum of the returned stems. A
+transform with an ``input_length(frames)`` method (``augment.ExampleTransform``, whose time stretch
+changes the length) gets that many frames loaded, and its output is cropped to the chunk. Item
 ``i`` of epoch ``e`` depends only on ``(seed, e, i)``: call :meth:`set_epoch` once per epoch.
 """
 
@@ -98,11 +100,19 @@ class ChunkDataset(_Chunks):
         rng = self._rng(index)
         track = self.tracks[int(rng.choice(len(self.tracks), p=self.weights))]
         frames = int(round(self.seconds * self.rate))
-        start, n = self._crop(track.length, frames, rng)
+        # a length-changing transform (time stretch) says how much input it needs for ``frames`` out
+        sizing = getattr(self.transform, "input_length", None)
+        wanted = int(sizing(frames)) if sizing is not None else frames
+        start, n = self._crop(track.length, wanted, rng)
         _, stems = track.load(start, n)
-        if n < frames:
-            stems = np.pad(stems, [(0, 0), (0, 0), (0, frames - n)])
-        return self._finish(stems, rng)
+        if n < wanted:
+            stems = np.pad(stems, [(0, 0), (0, 0), (0, wanted - n)])
+        mixture, stems = self._finish(stems, rng)
+        if stems.shape[-1] != frames:  # crop or pad what the transform returned to exactly ``frames``
+            stems = stems[..., :frames]
+            stems = torch.nn.functional.pad(stems, (0, frames - stems.shape[-1]))
+            mixture = stems.sum(0)
+        return mixture, stems
 
 
 class PooledDataset(_Chunks):
