@@ -83,9 +83,18 @@ class EnsembleConfig:
     def without_unused(self) -> EnsembleConfig:
         """The same ensemble without the members whose λ is zero for every target and band (they
         would run for nothing). At least one member always remains (the weights sum to one)."""
-        keep = [m for m in range(len(self.members)) if self.weights.values[:, m, :].any()]
+        return self.only([m.name for i, m in enumerate(self.members) if self.weights.values[:, i, :].any()])
+
+    def only(self, names) -> EnsembleConfig:
+        """The ensemble restricted to the members ``names`` (λ renormalised per target)."""
+        unknown = set(names) - set(self.member_names)
+        if unknown:
+            raise ConfigError(f"no member named {sorted(unknown)} (members: {list(self.member_names)})")
+        keep = [i for i, m in enumerate(self.members) if m.name in set(names)]
         if len(keep) == len(self.members):
             return self
+        if not keep:
+            raise ConfigError("an ensemble needs at least one member")
         weights = make_weights(self.weights.values[:, keep, :], [self.members[m].name for m in keep],
                                self.targets, self.weights.edges_hz, sample_rate=self.sample_rate)
         return replace(self, members=tuple(self.members[m] for m in keep), weights=weights)

@@ -270,6 +270,23 @@ def search_wiener(result: TuneResult, songs: Sequence[TuneSong], storage: str, n
     return result
 
 
+def wiener_space(items: Sequence[str] | None) -> dict:
+    """:data:`WIENER_SPACE` with some axes narrowed by ``KEY=V1,V2`` items (``--wiener-space``)."""
+    space = dict(WIENER_SPACE)
+    for item in items or ():
+        key, sep, values = item.partition("=")
+        if not sep or key not in space:
+            raise SystemExit(f"--wiener-space expects KEY=V1,V2 with KEY in {sorted(space)}, got '{item}'")
+        kind = type(space[key][0])
+        parsed = []
+        for v in values.split(","):
+            if kind is bool and v.strip().lower() not in ("true", "false"):
+                raise SystemExit(f"--wiener-space {key}: expected true/false, got '{v}'")
+            parsed.append(v.strip().lower() == "true" if kind is bool else kind(v))
+        space[key] = parsed
+    return space
+
+
 def members_config(args) -> EnsembleConfig:
     """The members (and base settings) to tune: ``--config`` and/or ``--member NAME=CKPT``."""
     if args.member:
@@ -279,8 +296,12 @@ def members_config(args) -> EnsembleConfig:
             if not sep:
                 raise SystemExit(f"--member expects NAME=CHECKPOINT, got '{item}'")
             entries.append({"name": name, "checkpoint": str(Path(path).resolve())})
-        return config_from_dict({"members": entries}, Path.cwd(), "--member")
-    return load_config(args.config)
+        config = config_from_dict({"members": entries}, Path.cwd(), "--member")
+    else:
+        config = load_config(args.config)
+    if args.exclude:
+        config = config.only([n for n in config.member_names if n not in set(args.exclude)])
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="valid", choices=["train", "valid", "test"], help="songs to tune on")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="config giving the members and settings")
     p.add_argument("--member", action="append", metavar="NAME=CKPT", help="member checkpoint (repeat)")
+    p.add_argument("--exclude", action="append", metavar="NAME",
+                   help="leave this member of the config out (repeat), e.g. a member too slow for the "
+                        "real-time budget")
     p.add_argument("-o", "--out", default="runs/blend-tune", help="output folder")
     p.add_argument("--cache-dir", default="cache/blend", help="member output cache")
     p.add_argument("--seconds", type=float, default=None, help="tune on the central S seconds of each song")
@@ -304,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair", default=None, help="two members A,B for the λ heatmap (default: the first two)")
     p.add_argument("--write-config", default=None, metavar="PATH",
                    help="also write the tuned config here (e.g. blend/configs/default.yaml)")
+    p.add_argument("--wiener-space", action="append", metavar="KEY=V1,V2",
+                   help="narrow the Wiener grid, e.g. iterations=0,1 (repeat; keys: iterations, softmask, "
+                        "residual)")
     p.add_argument("--cache-only", action="store_true",
                    help="only run the members on the songs and fill the cache (e.g. while other members "
                         "still train, or before starting several workers)")
@@ -337,7 +364,8 @@ def main(argv=None) -> int:
     result.rows["chosen λ"] = result.rows[result.chosen]
     storage = args.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     name = args.study_name or study_name(result.config, songs, args.seconds, edges)
-    search_wiener(result, songs, storage, name, args.n_trials, wiener)
+    space = wiener_space(args.wiener_space)
+    search_wiener(result, songs, storage, name, args.n_trials, wiener, space)
     paths = report.write(result, songs, out, pair=args.pair.split(",") if args.pair else None)
     header = (f"Tuned by: python -m blend.tune --data-dir {args.data_dir} --split {args.split} "
               f"({len(songs)} songs); λ: {result.chosen}; study {name}")

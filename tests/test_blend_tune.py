@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
 import models
 from blend import report
 from blend.cache import MemberCache
-from blend.config import config_from_dict, load_config
+from blend.config import ConfigError, config_from_dict, load_config
 from blend.evaluate import main as evaluate_main
 from blend.tune import TuneSong, fit_all, main, search_wiener
 from blend.wiener import WienerSettings
@@ -106,3 +107,27 @@ def test_tune_cli_writes_a_loadable_config_and_reuses_the_cache(tmp_path, capsys
                 "mixture / 4 (scaled)"}
     assert set(figures["rows"]) == expected
     assert "Wiener gain (dB)" in figures["goals"] and (tmp_path / "eval" / "figures.png").is_file()
+
+
+def test_wiener_space_narrows_the_grid():
+    from blend.tune import WIENER_SPACE, wiener_space
+
+    assert wiener_space(None) == WIENER_SPACE
+    space = wiener_space(["iterations=1", "softmask=false", "residual=true,false"])
+    assert space == {"iterations": [1], "softmask": [False], "residual": [True, False]}
+    for bad in ("niter=1", "iterations", "softmask=maybe"):
+        with pytest.raises(SystemExit, match="--wiener-space"):
+            wiener_space([bad])
+
+
+def test_exclude_leaves_a_member_out(tmp_path):
+    from blend.tune import build_parser, members_config
+
+    members = tiny_checkpoints(tmp_path)
+    args = build_parser().parse_args(["--data-dir", ".", "--member", members[0], "--member", members[1],
+                                      "--exclude", "fnn2"])
+    config = members_config(args)
+    assert config.member_names == ("fnn",) and config.weights.table().tolist() == [[1.0] * 4]
+    args = build_parser().parse_args(["--data-dir", ".", "--member", members[0], "--exclude", "fnn"])
+    with pytest.raises(ConfigError, match="at least one member"):
+        members_config(args)
