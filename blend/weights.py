@@ -55,7 +55,7 @@ class BlendWeights:
     def to_dict(self) -> dict:
         """Plain structure for YAML: ``{weights: {member: [..per target..]}, bands: ...}``."""
         def table(v):
-            return {m: [round(float(x), 6) for x in v[i]] for i, m in enumerate(self.members)}
+            return {m: [round(float(x), 12) for x in v[i]] for i, m in enumerate(self.members)}
 
         if not self.edges_hz:
             return {"weights": table(self.values[0])}
