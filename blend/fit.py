@@ -178,10 +178,23 @@ def sdr_from_stats(st: SongStats, table: np.ndarray) -> np.ndarray:
         ``(nb_targets,)`` SDR in dB.
     """
     lam = np.asarray(table, np.float64).T  # (S, M)
-    quad = np.einsum("sm,smk,sk->s", lam, st.gram[0], lam)
-    err = st.energy[0] - 2 * np.einsum("sm,sm->s", lam, st.cross[0]) + quad
-    err = np.maximum(err, 0.0)
-    return 10 * np.log10((st.energy[0] + SDR_EPS) / (err + SDR_EPS))
+    return np.array([_blend_sdr(lam[s], st.gram[0][s], st.cross[0][s], st.energy[0][s])
+                     for s in range(lam.shape[0])])
+
+
+def _blend_sdr(lam: np.ndarray, gram: np.ndarray, cross: np.ndarray, energy: float) -> np.ndarray:
+    """Grader SDR of blends of one target: ``10 log10(|r|² / |r − Σ λ_m e_m|²)``, expanded into the
+    statistics (``|r|² − 2 λ·(Eᵀr) + λᵀ(EᵀE)λ``).
+
+    Args:
+        lam: ``(..., nb_members)`` weights, one blend per leading index.
+        gram: ``(nb_members, nb_members)``; cross: ``(nb_members,)``; energy: ``|r|²``.
+
+    Returns:
+        ``(...)`` SDR in dB.
+    """
+    err = energy - 2 * lam @ cross + np.einsum("...m,mk,...k->...", lam, gram, lam)
+    return 10 * np.log10((energy + SDR_EPS) / (np.maximum(err, 0.0) + SDR_EPS))
 
 
 def simplex_grid(nb_members: int, step: float) -> np.ndarray:
@@ -235,13 +248,9 @@ def grid_search_stats(
     for s in range(nb_s):
         idx = np.flatnonzero(avail[:, s])
         grid = simplex_grid(len(idx), step)  # (P, M_s)
-        sdr = np.zeros(len(grid))
-        for st in stats:
-            gram = st.gram[0][s][np.ix_(idx, idx)]
-            quad = np.einsum("pm,mk,pk->p", grid, gram, grid)
-            err = np.maximum(st.energy[0][s] - 2 * grid @ st.cross[0][s][idx] + quad, 0.0)
-            sdr += 10 * np.log10((st.energy[0][s] + SDR_EPS) / (err + SDR_EPS))
+        sdr = np.mean([_blend_sdr(grid, st.gram[0][s][np.ix_(idx, idx)], st.cross[0][s][idx], st.energy[0][s])
+                       for st in stats], axis=0)
         best = int(np.argmax(sdr))
-        best_sdr[s] = sdr[best] / len(stats)
+        best_sdr[s] = sdr[best]
         values[idx, s] = grid[best]
     return make_weights(values, members, targets, available=avail), best_sdr
