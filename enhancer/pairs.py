@@ -223,8 +223,12 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 def write_estimates(data_dir: str | Path, split: str, predictor: str, out_dir: str | Path,
-                    options: dict | None = None, songs: Sequence[str] | None = None) -> list[Path]:
+                    options: dict | None = None, songs: Sequence[str] | None = None,
+                    first: int = 0) -> list[Path]:
     """Run a registered predictor on every song of a split and write ``OUT/<song>/<target>.wav``.
+
+    ``songs`` keeps only the named songs, ``first`` only the first N of the split (0: all; the
+    songs ``python -m enhancer.train --train-songs N`` draws from).
 
     Songs whose four estimates already exist are skipped (the command can be resumed).
 
@@ -238,6 +242,8 @@ def write_estimates(data_dir: str | Path, split: str, predictor: str, out_dir: s
     found = tracks_mod.open_tracks(data_dir, split=split)
     if songs:
         found = [t for t in found if t.name in set(songs)]
+    if first:
+        found = found[:first]
     model = registry.create(predictor, **options)
     done = []
     for track in tqdm(found, desc=f"{predictor} estimates", unit="song"):
@@ -264,6 +270,8 @@ def main(argv=None) -> int:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="predictor option (repeatable); no_enhancer=true is always set")
     parser.add_argument("--songs", nargs="*", help="only these songs")
+    parser.add_argument("--first", type=int, default=0, metavar="N",
+                        help="only the first N songs of the split (0: all)")
     args = parser.parse_args(argv)
     options = {}
     for item in args.option:
@@ -271,7 +279,8 @@ def main(argv=None) -> int:
         if not sep:
             parser.error(f"--option {item!r}: expected KEY=VALUE")
         options[key] = {"true": True, "false": False}.get(value.lower(), value)
-    folders = write_estimates(args.data_dir, args.split, args.predictor, args.out, options, args.songs)
+    folders = write_estimates(args.data_dir, args.split, args.predictor, args.out, options, args.songs,
+                              args.first)
     print(f"{len(folders)} songs of '{args.split}' have {args.predictor} estimates in {args.out}")
     return 0
 

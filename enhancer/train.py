@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--valid-seconds", type=float, default=8.0, help="validation excerpt per song and target")
     p.add_argument("--valid-songs", type=int, default=0,
                    help="use only the first N validation songs (0: all)")
+    p.add_argument("--train-songs", type=int, default=0,
+                   help="draw pairs from the first N training songs only (0: all), e.g. those "
+                   "'python -m enhancer.pairs --first N' wrote estimates for")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--widths", type=int, nargs=3, default=list(EnhancerConfig.widths))
@@ -208,6 +211,8 @@ def train(args, argv=None) -> dict:
     valid_tracks = tracks_mod.open_tracks(args.data_dir, split="valid")
     if args.valid_songs:
         valid_tracks = valid_tracks[: args.valid_songs]
+    if args.train_songs:
+        train_tracks = train_tracks[: args.train_songs]
     if not train_tracks or not valid_tracks:
         raise SystemExit(f"{args.data_dir}: needs songs in the train and valid splits "
                          f"(found {len(train_tracks)} and {len(valid_tracks)})")
