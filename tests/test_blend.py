@@ -118,6 +118,14 @@ def test_blocks_equal_whole_stft_and_reconstruct(length):
         assert torch.allclose(spec, stft(x, 1024, 256)[..., k0:k1], atol=1e-4)
         ola.add(spec, k0)
     np.testing.assert_allclose(ola.close(), x, atol=1e-5)
+    pieces = []  # streaming: the same samples, handed over in order, never the whole song at once
+    ola = OverlapAdd(None, grid, window, shape=(2,), emit=lambda start, s: pieces.append((start, s.copy())))
+    for k0, k1 in grid.blocks(7):
+        ola.add(analyze(take(x, *grid.sample_range(k0, k1), length), 1024, 256, window), k0)
+    assert ola.close() is None and [p[0] for p in pieces][0] == 0 and len(pieces) > 2
+    assert all(a + p.shape[-1] == b for (a, p), (b, _) in zip(pieces, pieces[1:]))
+    assert max(p.shape[-1] for _, p in pieces) < length and ola.acc.shape[-1] < length
+    np.testing.assert_allclose(np.concatenate([p for _, p in pieces], -1), x, atol=1e-5)
     np.testing.assert_allclose(istft(stft(x, 1024, 256), length, 1024, 256), x, atol=1e-5)
 
 
@@ -145,19 +153,20 @@ def test_wiener_with_residual_sums_to_the_mixture(seed, length, channels, nb_tar
     np.testing.assert_array_equal(estimates, before[1])
 
 
-@pytest.mark.parametrize("iterations", [0, 1])
+@pytest.mark.parametrize("engine", wiener_mod.ENGINES)
+@pytest.mark.parametrize("iterations, channels, level", [(0, 2, 3), (1, 2, 3), (2, 2, 300), (1, 1, 30)])
 @pytest.mark.parametrize("softmask, residual", [(False, False), (False, True), (True, True)])
-def test_filter_frames_equals_openunmix_wiener(iterations, softmask, residual):
+def test_filter_frames_equals_openunmix_wiener(engine, iterations, channels, level, softmask, residual):
     from openunmix.filtering import wiener
 
-    spec = torch.randn(3, 2, 65, 9, dtype=torch.complex64)
-    mix = 3 * torch.randn(2, 65, 9, dtype=torch.complex64)
-    s = WienerSettings(iterations=iterations, softmask=softmask, residual=residual)
+    spec = torch.randn(3, channels, 65, 9, dtype=torch.complex64)
+    mix = level * torch.randn(channels, 65, 9, dtype=torch.complex64)  # level > 10: wiener's rescaling
+    s = WienerSettings(iterations=iterations, softmask=softmask, residual=residual, engine=engine)
     ours = wiener_mod.filter_frames(spec, mix, s)
     theirs = wiener(spec.abs().permute(3, 2, 1, 0), torch.view_as_real(mix.permute(2, 1, 0)).contiguous(),
                     iterations, softmask=softmask, residual=residual)
     theirs = torch.view_as_complex(theirs.permute(4, 2, 1, 0, 3).contiguous())
-    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours, theirs, atol=1e-4 * level, rtol=1e-4)
     mix[:, :4] = 0  # digitally silent bins stay silent (openunmix's own atan2 writes 1 there)
     out = wiener_mod.filter_frames(spec, mix, s)
     if softmask or iterations:
@@ -178,9 +187,32 @@ def test_wiener_on_silence_does_not_fail(iterations):
     assert short.shape == (4, 2, 10) and np.all(np.isfinite(short))
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_native_em_equals_openunmix_em_and_leaves_inputs_alone(channels):
+    from openunmix.filtering import expectation_maximization
+
+    from blend.em import em
+
+    g = torch.Generator().manual_seed(channels)
+    y = torch.randn(4, channels, 129, 40, dtype=torch.complex128, generator=g)
+    x = y.sum(0) + 0.3 * torch.randn(channels, 129, 40, dtype=torch.complex128, generator=g)
+    before = (y.clone(), x.clone())
+    for scale in (1.0, 7.5):
+        ours = em(y, x, 3, eps=1e-10, scale=scale)
+        ref = expectation_maximization(torch.view_as_real(y / scale).permute(3, 2, 1, 4, 0).contiguous(),
+                                       torch.view_as_real((x / scale).permute(2, 1, 0)).contiguous(), 3)[0]
+        ref = torch.view_as_complex(ref.permute(4, 2, 1, 0, 3).contiguous()) * scale
+        torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-9)
+    assert torch.equal(y, before[0]) and torch.equal(x, before[1])
+    with pytest.raises(ValueError, match="1 or 2 channels"):
+        em(torch.ones(2, 3, 4, 5, dtype=torch.complex64), torch.ones(3, 4, 5, dtype=torch.complex64), 1)
+
+
 def test_wiener_settings_are_validated():
     with pytest.raises(WienerError, match="iterations"):
         WienerSettings(iterations=-1)
+    with pytest.raises(WienerError, match="engine"):
+        WienerSettings(engine="norbert")
     with pytest.raises(WienerError, match="unknown wiener settings"):
         WienerSettings.from_dict({"niter": 1})
     mixture, _, estimates = problem(1, 0.2)
@@ -380,6 +412,18 @@ def test_chunked_ensemble_equals_whole_song_rendering(wiener, bands):
     np.testing.assert_allclose(out, whole, atol=1e-6)
     assert out.shape == (4, 2, mixture.shape[1]) and ensemble.timings["members"] > 0
     assert ensemble.separate(mixture[:, :100]).shape == (4, 2, 100)  # shorter than one STFT frame
+    counts = []
+    for song in (mixture, mixture[:, :100]):  # streamed: the same samples, in order, in small blocks
+        blocks = []
+        def sink(start, block, b=blocks):
+            b.append((start, block.copy()))
+        assert ensemble.separate(song, sink=sink) is None
+        starts = [start for start, _ in blocks]
+        assert starts[0] == 0 and starts == sorted(set(starts))
+        streamed = np.concatenate([block for _, block in blocks], axis=-1)
+        np.testing.assert_array_equal(streamed, ensemble.separate(song))
+        counts.append(len(blocks))
+    assert counts[0] > 3 and counts[1] == 1  # 1 s chunks of a 3.3 s song; the short song at once
 
 
 def test_ensemble_refuses_weight_on_a_target_a_member_lacks():
