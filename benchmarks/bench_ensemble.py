@@ -6,8 +6,12 @@ Prints, each measured in a fresh subprocess pinned to ``--threads`` CPU cores:
   per second of audio; target <= 0.25 on 2 cores) and the share of blend + Wiener in it (target
   <= 10 %), also without the Wiener filter;
 * peak RSS on a ``--long-seconds`` song (default 10 minutes; target <= 2 GB) and its growth from the
-  short song, next to the growth of the audio buffers alone (mixture + output stems): the ensemble
-  itself should not grow with the song.
+  short song, next to the growth of the audio buffers alone: the ensemble itself should not grow
+  with the song. Measured twice: streaming the stems to files as ``prediction()`` (the grader
+  path) does, where only the mixture is a whole-song buffer, and holding the whole stems in memory
+  as ``separate()`` (``predict.py FILE``, whose ``--clip-mode rescale`` needs each stem's peak) does.
+
+The speed runs stream too (WAV float32 files in a temporary folder).
 
 The song is the demo test songs (``data/test/*/mixture.wav``) repeated to length, or noise when
 there are none. Members come from the config's checkpoints; a member whose checkpoint is missing is
@@ -26,6 +30,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,17 +90,25 @@ def worker(args) -> dict:
     torch.set_num_threads(args.threads)
     from blend.config import load_config
     from blend.ensemble import Ensemble
+    from core.audio import audio_writers
 
     config = load_config(args.config)
     members, stand_ins = load_members(config)
     ensemble = Ensemble(config, members=members, wiener=not args.no_wiener)
     mixture = song(args.seconds)
     before = rss_mb()
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = ensemble.separate(mixture)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    assert out.shape == (len(config.targets),) + mixture.shape
-    return {"seconds": args.seconds, "wiener": not args.no_wiener, "wall_s": wall, "cpu_s": cpu,
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {t: Path(tmp) / f"{t}.wav" for t in config.targets}
+        wall, cpu = time.perf_counter(), time.process_time()
+        if args.in_memory:
+            out = ensemble.separate(mixture)
+            assert out.shape == (len(config.targets),) + mixture.shape
+        else:
+            with audio_writers(paths, RATE, mixture.shape[0], "FLOAT") as write:
+                ensemble.separate(mixture, sink=lambda start, block: write(dict(zip(config.targets, block))))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"seconds": args.seconds, "wiener": not args.no_wiener, "stream": not args.in_memory,
+            "wall_s": wall, "cpu_s": cpu,
             "rtf": wall / args.seconds, "members_s": ensemble.timings["members"],
             "blend_s": ensemble.timings["blend"], "blend_share": ensemble.timings["blend"] / wall,
             "rss_before_separate_mb": before,
@@ -104,9 +117,10 @@ def worker(args) -> dict:
             "cpus": cpus, "members": list(config.member_names)}
 
 
-def measure(args, seconds: float, wiener: bool = True) -> dict:
+def measure(args, seconds: float, wiener: bool = True, in_memory: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--config", args.config, "--seconds", str(seconds),
-           "--threads", str(args.threads)] + ([] if wiener else ["--no-wiener"])
+           "--threads", str(args.threads)] + ([] if wiener else ["--no-wiener"]) + (
+           ["--in-memory"] if in_memory else [])
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode:
@@ -124,6 +138,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="also write the measurements here")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-wiener", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--in-memory", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
@@ -131,9 +146,11 @@ def main(argv=None) -> int:
     short = measure(args, args.seconds)
     plain = measure(args, args.seconds, wiener=False)
     long = measure(args, args.long_seconds)
+    short_mem = measure(args, args.seconds, in_memory=True)
+    long_mem = measure(args, args.long_seconds, in_memory=True)
     channels = 2
-    buffers_mb = (1 + long["nb_outputs"]) * channels * (args.long_seconds - args.seconds) * RATE * 4 / 2**20
-    growth = long["peak_rss_mb"] - short["peak_rss_mb"]
+    mb = channels * (args.long_seconds - args.seconds) * RATE * 4 / 2**20  # one float32 signal
+    buffers = {"stream": mb, "in_memory": (1 + long["nb_outputs"]) * mb}  # mixture (+ output stems)
     if short["stand_ins"]:
         print(f"note: no checkpoint for {short['stand_ins']}: registered architecture, random weights, "
               "default size (same compute, meaningless output)")
@@ -144,13 +161,16 @@ def main(argv=None) -> int:
           f"CPU {short['cpu_s']:.1f} s")
     print(f"{args.seconds:.0f} s song without Wiener: real-time factor {plain['rtf']:.3f}; "
           f"blend {100 * plain['blend_share']:.1f} %")
-    print(f"peak RSS: {short['peak_rss_mb']:.0f} MB at {args.seconds:.0f} s, {long['peak_rss_mb']:.0f} MB at "
-          f"{args.long_seconds:.0f} s (target <= 2048 MB); growth {growth:.0f} MB vs. audio buffers "
-          f"{buffers_mb:.0f} MB (mixture + {long['nb_outputs']} output stems): "
-          f"beyond them {growth - buffers_mb:+.0f} MB")
+    for label, a, b, buf in (("streamed to files (prediction)", short, long, buffers["stream"]),
+                             ("whole stems in memory (separate)", short_mem, long_mem, buffers["in_memory"])):
+        growth = b["peak_rss_mb"] - a["peak_rss_mb"]
+        print(f"peak RSS, {label}: {a['peak_rss_mb']:.0f} MB at {args.seconds:.0f} s, "
+              f"{b['peak_rss_mb']:.0f} MB at {args.long_seconds:.0f} s (target <= 2048 MB); "
+              f"growth {growth:.0f} MB vs. audio buffers {buf:.0f} MB: beyond them {growth - buf:+.0f} MB")
     if args.json:
         Path(args.json).write_text(json.dumps({"short": short, "no_wiener": plain, "long": long,
-                                               "audio_buffer_growth_mb": buffers_mb}, indent=2))
+                                               "short_in_memory": short_mem, "long_in_memory": long_mem,
+                                               "audio_buffer_growth_mb": buffers}, indent=2))
     return 0
 
 

@@ -13,7 +13,7 @@ Shapes: mixture ``(nb_channels, nb_timesteps)``; result ``(nb_targets, nb_channe
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -24,6 +24,9 @@ from blend.render import Renderer, fold_residual
 from blend.stft import FrameGrid, OverlapAdd, process_blocks, reflect_indices
 from blend.weights import blend_time, make_weights
 from core.errors import StemBlendError
+
+#: ``sink(start, block)``: consecutive final output blocks ``(nb_targets, nb_channels, n)`` of a song
+Sink = Callable[[int, np.ndarray], None]
 
 
 class Ensemble:
@@ -75,41 +78,57 @@ class Ensemble:
         self.timings["members"] += time.perf_counter() - start
         return outs
 
-    def separate(self, mixture: np.ndarray) -> np.ndarray:
+    def separate(self, mixture: np.ndarray, sink: Sink | None = None) -> np.ndarray | None:
         """Separate one song.
 
         Args:
             mixture: ``(nb_channels, nb_timesteps)`` float32 at the config's sample rate.
+            sink: stream the result instead of returning it: ``sink(start, block)`` receives
+                consecutive ``(nb_targets, nb_channels, n)`` float32 blocks from sample 0 to the end,
+                each as soon as it is final, and no output buffer for the whole song is held
+                (with enhancers, which need whole stems, one block covering the whole song).
 
         Returns:
             ``(nb_targets, nb_channels, nb_timesteps)`` float32 (the Wiener residual, if any, is added
-            to ``residual_to`` or dropped).
+            to ``residual_to`` or dropped); None with a ``sink``.
         """
         mixture = np.ascontiguousarray(mixture, dtype=np.float32)
         length = mixture.shape[-1]
         n_fft = self.config.stft.n_fft
         if self.renderer.frame_domain and length <= n_fft:  # too short for the frame grid
             padded = np.pad(mixture, [(0, 0), (0, n_fft + 1 - length)])
-            return np.ascontiguousarray(self.separate(padded)[..., :length])
+            return _deliver(np.ascontiguousarray(self.separate(padded)[..., :length]), sink)
+        if sink is not None and not self.enhancers:
+            self._walk(mixture, None, lambda start, block: self._emit(sink, start, block))
+            return None
         out = np.zeros((self.renderer.nb_outputs,) + mixture.shape, np.float32)
-        if self.renderer.frame_domain:
-            self._frames(mixture, out)
-        else:
-            self._time(mixture, out)
+        self._walk(mixture, out, None)
         start = time.perf_counter()
         out = fold_residual(out, self.targets, self.config.residual_to)
         for target, enhance in self.enhancers.items():
             s = self.targets.index(target)
             out[s] = enhance(out[s], mixture)
         self.timings["blend"] += time.perf_counter() - start
-        return out
+        return _deliver(out, sink)
+
+    def _walk(self, mixture: np.ndarray, out: np.ndarray | None, emit) -> None:
+        """Fill ``out`` (or stream blocks to ``emit``) chunk by chunk."""
+        if self.renderer.frame_domain:
+            self._frames(mixture, out, emit)
+        else:
+            self._time(mixture, out, emit)
+
+    def _emit(self, sink: Sink, start: int, block: np.ndarray) -> None:
+        """A final block of the outputs (residual included) -> the sink, as targets."""
+        block = fold_residual(np.array(block, dtype=np.float32), self.targets, self.config.residual_to)
+        sink(start, block)
 
     def _context(self) -> int:
         """Samples of real audio around each chunk: the config's, or more if a member needs it."""
         own = max([int(getattr(m, "context", 0) or 0) for m in self.members] + [0])
         return max(int(round(self.config.runtime.context_seconds * self.config.sample_rate)), own)
 
-    def _time(self, mixture: np.ndarray, out: np.ndarray) -> None:
+    def _time(self, mixture: np.ndarray, out: np.ndarray | None, emit) -> None:
         length, ctx = mixture.shape[-1], self._context()
         step = int(self.config.runtime.chunk_seconds * self.config.sample_rate) or length
         for a in tqdm(range(0, length, step), desc="ensemble", unit="chunk", disable=not self.progress):
@@ -117,14 +136,17 @@ class Ensemble:
             a0, b0 = max(0, a - ctx), min(length, b + ctx)
             estimates = self._run_members(mixture[:, a0:b0])
             start = time.perf_counter()
-            blend_time([e[..., a - a0:b - a0] for e in estimates], self.weights, out=out[..., a:b])
+            block = out[..., a:b] if out is not None else None
+            block = blend_time([e[..., a - a0:b - a0] for e in estimates], self.weights, out=block)
             self.timings["blend"] += time.perf_counter() - start
+            if emit is not None:
+                emit(a, block)
 
-    def _frames(self, mixture: np.ndarray, out: np.ndarray) -> None:
+    def _frames(self, mixture: np.ndarray, out: np.ndarray | None, emit) -> None:
         cfg, r = self.config, self.renderer
         length, ctx = mixture.shape[-1], self._context()
         grid = FrameGrid(length, cfg.stft.n_fft, cfg.stft.n_hop)
-        ola = OverlapAdd(out, grid, r.window)
+        ola = OverlapAdd(out, grid, r.window, shape=(r.nb_outputs, mixture.shape[0]), emit=emit)
         windows = list(grid.blocks(r.win_len))
         # chunks are whole numbers of filter windows: every window sees what a whole-song run sees
         chunk_frames = cfg.runtime.chunk_seconds * cfg.sample_rate / cfg.stft.n_hop
@@ -140,6 +162,14 @@ class Ensemble:
                            offset=a0)
             self.timings["blend"] += time.perf_counter() - start
         ola.close()
+
+
+def _deliver(out: np.ndarray, sink: Sink | None) -> np.ndarray | None:
+    """Return the whole result, or hand it to the sink as one block."""
+    if sink is None:
+        return out
+    sink(0, out)
+    return None
 
 
 def _load_enhancers(config: EnsembleConfig) -> dict:

@@ -3,7 +3,8 @@
 It loads an ensemble config (default ``blend/configs/default.yaml``), builds the members once in
 ``prediction_setup`` and separates each song with :class:`blend.ensemble.Ensemble` (members chunk
 by chunk, λ blend, Wiener post-filter, optional enhancers). Reading, resampling, mono handling and
-writing are :class:`submission.base.SeparatorPredictor`'s.
+writing are :class:`submission.base.SeparatorPredictor`'s; ``prediction()`` streams: the stems are
+written as the chunks become final, so memory does not grow with the song beyond the mixture.
 
 Options (``submission.registry.create("ensemble", **options)``, ``test.py --option KEY=VALUE``):
 
@@ -88,6 +89,15 @@ class EnsemblePredictor(SeparatorPredictor):
         """``(nb_channels, nb_timesteps)`` at 44.1 kHz -> ``{target: (nb_channels, nb_timesteps)}``."""
         out = self.ensemble.separate(mixture)
         return {t: out[i] for i, t in enumerate(self.ensemble.targets)}
+
+    #: ``prediction()`` writes the stems chunk by chunk (no whole-song stems in memory)
+    can_stream = True
+
+    def separate_stream(self, mixture: np.ndarray, write) -> None:
+        """:meth:`separate`, handing each final block to ``write({target: (nb_channels, n)})``."""
+        targets = self.ensemble.targets
+        self.ensemble.separate(mixture, sink=lambda start, block: write(
+            {t: block[i] for i, t in enumerate(targets)}))
 
 
 @register("ensemble", help="λ-weighted blend of the members + multichannel Wiener filter "

@@ -182,22 +182,43 @@ def envelope(grid: FrameGrid, s0: int, s1: int, window: torch.Tensor) -> np.ndar
 
 
 class OverlapAdd:
-    """Accumulates processed STFT blocks into a waveform buffer and finalises completed samples.
+    """Accumulates processed STFT blocks into a waveform and finalises completed samples.
+
+    Two modes:
+
+    * a whole-song buffer ``out`` (``(..., length)``, zeroed here) that holds the inverse STFT of
+      every block added once :meth:`close` returns it;
+    * streaming (``out=None``, ``shape`` and ``emit`` given): only the samples not final yet are held
+      (at most one block plus ``n_fft``), and each run of final samples is handed to
+      ``emit(start, samples)`` as ``(..., n)`` float32, in order, as soon as no later frame can
+      touch it. ``samples`` is a view that is reused afterwards: consume or copy it in ``emit``.
 
     Args:
-        out: ``(..., length)`` float buffer, filled with zeros here; on :meth:`close` it holds the
-            inverse STFT of every block added.
+        out: ``(..., length)`` float buffer, or None to stream.
         grid: the song's frame grid.
         window: the analysis window (also used for synthesis).
+        shape: ``(...)``, the leading dimensions of the output when streaming.
+        emit: the streaming consumer.
     """
 
-    def __init__(self, out: np.ndarray, grid: FrameGrid, window: torch.Tensor):
-        if out.shape[-1] != grid.length:
+    def __init__(self, out: np.ndarray | None, grid: FrameGrid, window: torch.Tensor,
+                 shape: tuple[int, ...] = (), emit: Callable[[int, np.ndarray], None] | None = None):
+        if (out is None) == (emit is None):
+            raise ValueError("give either an output buffer or an emit function")
+        if out is not None and out.shape[-1] != grid.length:
             raise ValueError(f"output buffer has {out.shape[-1]} samples, the grid {grid.length}")
-        self.out, self.grid, self.window = out, grid, window
-        self.out[...] = 0
+        self.grid, self.window, self.emit = grid, window, emit
+        self.acc = out if out is not None else np.zeros(tuple(shape) + (0,), np.float32)
+        self.acc[...] = 0
+        self.base = 0  # song sample of self.acc[..., 0]
         self.done = 0  # samples [0, done) are final
+        self.end = 0   # samples [done, end) hold partial sums
         self.next_frame = 0
+
+    @property
+    def out(self) -> np.ndarray | None:
+        """The whole-song buffer (None when streaming)."""
+        return self.acc if self.emit is None else None
 
     def add(self, spec: torch.Tensor, k0: int) -> None:
         """Overlap-add frames ``[k0, k0 + nb_frames)`` given as ``(..., nb_bins, nb_frames)`` complex."""
@@ -206,18 +227,36 @@ class OverlapAdd:
         s0, s1 = self.grid.sample_range(k0, k1)
         a, b = max(s0, self.done), min(s1, self.grid.length)
         if a < b:
-            self.out[..., a:b] += signal[..., a - s0:b - s0]
+            self._reserve(b)
+            self.acc[..., a - self.base:b - self.base] += signal[..., a - s0:b - s0]
+            self.end = max(self.end, b)
         self.next_frame = max(self.next_frame, k1)
         self._finalize(self.grid.final_sample(self.next_frame))
 
-    def _finalize(self, end: int) -> None:
-        if end > self.done:
-            env = envelope(self.grid, self.done, end, self.window)
-            self.out[..., self.done:end] /= env.astype(self.out.dtype)
-            self.done = end
+    def _reserve(self, b: int) -> None:
+        """Streaming: make the accumulator reach song sample ``b``."""
+        need = b - self.base - self.acc.shape[-1]
+        if need > 0:
+            pad = np.zeros(self.acc.shape[:-1] + (need,), self.acc.dtype)
+            self.acc = np.concatenate([self.acc, pad], axis=-1)
 
-    def close(self) -> np.ndarray:
-        """Check every frame was added and return the buffer."""
+    def _finalize(self, end: int) -> None:
+        if end <= self.done:
+            return
+        env = envelope(self.grid, self.done, end, self.window)
+        final = self.acc[..., self.done - self.base:end - self.base]
+        final /= env.astype(self.acc.dtype)
+        self.done = end
+        if self.emit is not None:
+            self.emit(end - final.shape[-1], final)
+            # keep the partial sums after `end` at the front of the accumulator
+            rest = max(0, self.end - end)
+            self.acc[..., :rest] = self.acc[..., end - self.base:end - self.base + rest]
+            self.acc[..., rest:] = 0
+            self.base = end
+
+    def close(self) -> np.ndarray | None:
+        """Check every frame was added; return the whole-song buffer (None when streaming)."""
         if self.next_frame < self.grid.nb_frames:
             raise RuntimeError(f"only {self.next_frame} of {self.grid.nb_frames} frames were added")
         self._finalize(self.grid.length)

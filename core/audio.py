@@ -10,6 +10,8 @@ never leaves a half-written stem behind.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -91,13 +93,49 @@ def write_audio(
     audio = np.asarray(audio)
     if audio.ndim != 2:
         raise ValueError(f"{path}: expected (nb_channels, nb_timesteps), got shape {audio.shape}")
-    subtype = SUBTYPES.get(subtype, subtype)
-    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
-        with sf.SoundFile(tmp, "w", rate, audio.shape[0], subtype=subtype, format=_format_for(path)) as f:
-            # No PEAK chunk: libsndfile stamps it with the time, so files would differ run to run.
-            sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-            f.write(np.ascontiguousarray(audio.T))
+    with audio_writers({"audio": path}, rate, audio.shape[0], subtype) as write:
+        write({"audio": audio})
     return path
+
+
+@contextlib.contextmanager
+def audio_writers(
+    paths: dict[str, str | Path], rate: int, nb_channels: int, subtype: str = "PCM_16"
+) -> Iterator[Callable[[dict[str, np.ndarray]], None]]:
+    """Write several audio files block by block, atomically as a group.
+
+    Yields ``write({key: (nb_channels, n)})``, which appends one block to each file (in call order).
+    The files appear under their names only when the ``with`` block ends without error; on an error
+    every temporary file is removed, so nothing half-written is left. Byte-reproducible (no PEAK
+    chunk: libsndfile stamps it with the time).
+
+    Args:
+        paths: destination per key; folders are created if needed.
+        rate: sample rate in Hz.
+        nb_channels: channels of every file.
+        subtype: a soundfile subtype (``PCM_16``, ``PCM_24``, ``FLOAT``) or a key of :data:`SUBTYPES`.
+    """
+    subtype = SUBTYPES.get(subtype, subtype)
+    with contextlib.ExitStack() as stack:
+        files = {}
+        for key, path in paths.items():
+            path = Path(path)
+            tmp = stack.enter_context(atomic_path(path, suffix=".tmp" + path.suffix))
+            f = stack.enter_context(sf.SoundFile(tmp, "w", rate, nb_channels, subtype=subtype,
+                                                 format=_format_for(path)))
+            sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+            files[key] = (path, f)
+
+        def write(blocks: dict[str, np.ndarray]) -> None:
+            for key, block in blocks.items():
+                path, f = files[key]
+                block = np.asarray(block)
+                if block.ndim != 2 or block.shape[0] != nb_channels:
+                    raise ValueError(f"{path}: expected ({nb_channels}, nb_timesteps), "
+                                     f"got shape {block.shape}")
+                f.write(np.ascontiguousarray(block.T))
+
+        yield write
 
 
 def _format_for(path: Path) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import fit_length, match_channels, read_audio, resample, write_audio
+from core.audio import audio_writers, fit_length, match_channels, read_audio, resample, write_audio
 from core.constants import SAMPLE_RATE, TARGETS
 from core.errors import AudioFileError
 from evaluator.music_demixing import MusicDemixingPredictor
@@ -141,11 +141,8 @@ class SeparatorPredictor(MusicDemixingPredictor):
                                                dtype=np.float32)
         return out
 
-    def separate_file(self, mixture_file_path: str | Path) -> tuple[dict[str, np.ndarray], int]:
-        """Read and validate a mixture file, then separate it.
-
-        Returns:
-            ``({target: (nb_channels, nb_timesteps)}, rate)`` at the file's rate and channel count.
+    def read_mixture(self, mixture_file_path: str | Path) -> tuple[np.ndarray, int]:
+        """Read and validate a mixture file: ``((nb_channels, nb_timesteps) float32, rate)``.
 
         Raises:
             AudioFileError: the mixture is missing, unreadable, corrupt, empty, non-finite or has
@@ -155,6 +152,16 @@ class SeparatorPredictor(MusicDemixingPredictor):
         audio, rate = read_audio(path)
         if audio.shape[0] not in SUPPORTED_CHANNELS:
             raise AudioFileError(path, f"{audio.shape[0]} channels: only mono and stereo are supported")
+        return audio, rate
+
+    def separate_file(self, mixture_file_path: str | Path) -> tuple[dict[str, np.ndarray], int]:
+        """Read and validate a mixture file (:meth:`read_mixture`), then separate it.
+
+        Returns:
+            ``({target: (nb_channels, nb_timesteps)}, rate)`` at the file's rate and channel count.
+        """
+        path = Path(mixture_file_path)
+        audio, rate = self.read_mixture(path)
         self.reference_dir = path.parent
         try:
             return self.separate_audio(audio, rate), rate
@@ -163,12 +170,55 @@ class SeparatorPredictor(MusicDemixingPredictor):
 
     def prediction(self, mixture_file_path, bass_file_path, drums_file_path, other_file_path,
                    vocals_file_path, music_name=None):
-        """The MDX 2021 call: separate ``mixture_file_path`` and write the four stems atomically."""
+        """The MDX 2021 call: separate ``mixture_file_path`` and write the four stems atomically.
+
+        A predictor that can stream (:meth:`separate_stream`) writes its stems block by block when
+        the mixture is already at its rate and channel count, so no whole-song stem is held in
+        memory; the four files appear together at the end, or not at all on an error.
+        """
         outputs = {"bass": bass_file_path, "drums": drums_file_path, "other": other_file_path,
                    "vocals": vocals_file_path}
-        estimates, rate = self.separate_file(mixture_file_path)
-        for target, path in outputs.items():
-            write_audio(path, estimates[target], rate, subtype=self.subtype)
+        if not self.can_stream:
+            estimates, rate = self.separate_file(mixture_file_path)
+            for target, path in outputs.items():
+                write_audio(path, estimates[target], rate, subtype=self.subtype)
+            return
+        audio, rate = self.read_mixture(mixture_file_path)
+        if rate != self.sample_rate or audio.shape[0] != self.nb_channels:
+            estimates = self.separate_audio(audio, rate)
+            for target, path in outputs.items():
+                write_audio(path, estimates[target], rate, subtype=self.subtype)
+            return
+        self.prediction_setup()
+        with audio_writers(outputs, rate, audio.shape[0], self.subtype) as write:
+            self.separate_stream(audio, lambda blocks: write(self._checked(blocks, audio.shape[0])))
+
+    #: whether :meth:`separate_stream` is implemented
+    can_stream = False
+
+    def separate_stream(self, mixture: np.ndarray, write) -> None:
+        """Separate one mixture block by block (for predictors with :attr:`can_stream`).
+
+        Args:
+            mixture: as :meth:`separate`.
+            write: ``write({target: (nb_channels, n)})``, called with consecutive blocks that
+                together cover the song, for every target in :attr:`instruments`.
+        """
+        raise NotImplementedError
+
+    def _checked(self, blocks: dict[str, np.ndarray], nb_channels: int) -> dict[str, np.ndarray]:
+        """A streamed block: every target present, the right channels, finite."""
+        missing = [t for t in self.instruments if t not in blocks]
+        if missing:
+            raise ValueError(f"predictor '{self.name}' returned no estimate for {missing}")
+        for target in self.instruments:
+            block = blocks[target]
+            if block.ndim != 2 or block.shape[0] != nb_channels:
+                raise ValueError(f"predictor '{self.name}': {target} block has shape {block.shape}, "
+                                 f"expected ({nb_channels}, n)")
+            if not np.all(np.isfinite(block)):
+                raise ValueError(f"predictor '{self.name}': {target} estimate contains NaN or Inf")
+        return {t: blocks[t] for t in self.instruments}
 
     def separate_music_file(self, mixed_sound_array: np.ndarray, sample_rate: int):
         """The SDX 2023 call.

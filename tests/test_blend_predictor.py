@@ -120,3 +120,39 @@ def test_fingerprint_follows_weights_and_switches(ensemble_config, tmp_path):
     torch.manual_seed(1)
     models.save_member(models.get("fnn")(hidden_size=8), tmp_path / "weights" / "fnn.pth")
     assert fingerprint(moved / "ensemble.yaml") != base
+
+
+def test_prediction_streams_the_same_stems_and_leaves_nothing_on_error(ensemble_config, tmp_path,
+                                                                        monkeypatch):
+    write_song(tmp_path / "song", 3.0, 44100, 2, 4)
+    mixture = str(tmp_path / "song" / "mixture.wav")
+    predictor = EnsemblePredictor(config=str(ensemble_config))
+    expected = predictor.separate_file(mixture)[0]
+    blocks = []
+    original = predictor.ensemble.separate
+
+    def spy(mix, sink=None):  # the grader path streams: several blocks, never one whole stem
+        return original(mix, sink=lambda start, block: (blocks.append(block.shape[-1]), sink(start, block)))
+
+    monkeypatch.setattr(predictor.ensemble, "separate", spy)
+    paths = [tmp_path / "out" / f"{t}.wav" for t in TARGETS]
+    predictor.prediction(mixture, *paths)
+    assert len(blocks) >= 2 and max(blocks) < 2 * 44100
+    for target, path in zip(TARGETS, paths):
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        np.testing.assert_array_equal(data.T, expected[target])
+
+    def broken(mix, sink=None):  # fails half-way through the song
+        calls = []
+
+        def failing(start, block):
+            calls.append(start)
+            if len(calls) == 2:
+                raise RuntimeError("member crashed")
+            sink(start, block)
+        return original(mix, sink=failing)
+
+    monkeypatch.setattr(predictor.ensemble, "separate", broken)
+    with pytest.raises(RuntimeError, match="member crashed"):
+        predictor.prediction(mixture, *[tmp_path / "out2" / f"{t}.wav" for t in TARGETS])
+    assert list((tmp_path / "out2").iterdir()) == []  # no stem, no temporary file
