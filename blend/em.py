@@ -36,17 +36,34 @@ def em(
     Returns:
         ``y``'s shape and dtype: the filtered estimates (``y`` itself unchanged for 0 iterations).
     """
-    if y.ndim != 4 or x.shape != y.shape[1:]:
-        raise ValueError(f"expected y (nb_sources, nb_channels, nb_bins, nb_frames) and x of its last three "
-                         f"dimensions, got {tuple(y.shape)} and {tuple(x.shape)}")
-    if x.shape[0] not in (1, 2):
-        raise ValueError(f"the Wiener EM handles 1 or 2 channels, got {x.shape[0]}")
-    step = _em_mono if x.shape[0] == 1 else _em_stereo
-    # EM on (y, x) / s equals EM on (y, x) with eps·s² in the weights and √eps·s² on C_xx's diagonal
-    s2 = float(scale) ** 2
+    _check(y.shape, x)
     for _ in range(iterations):
-        y = step(y, x, eps * s2, math.sqrt(eps) * s2)
+        y = _step(_power(y), _cross(y), x, eps, scale)
     return y
+
+
+def em_from_magnitudes(
+    mags: torch.Tensor, x: torch.Tensor, iterations: int, eps: float = 1e-10, scale: float = 1.0
+) -> torch.Tensor:
+    """:func:`em` from ``y = mags · phase(x)`` (``openunmix.filtering.wiener``'s start without
+    softmask and residual; phase 0 where ``x`` is 0) without building ``y``: the first step needs
+    only ``|y|² = mags²`` and, for stereo, ``y0 conj(y1) = mags0 mags1 · phase(x0) conj(phase(x1))``.
+
+    Args:
+        mags: ``(nb_sources, nb_channels, nb_bins, nb_frames)`` real magnitudes.
+        x, iterations, eps, scale: as :func:`em` (``iterations >= 1``).
+    """
+    _check(mags.shape, x)
+    if iterations < 1:
+        raise ValueError("em_from_magnitudes needs at least one iteration")
+    cross = None
+    if x.shape[0] == 2:
+        unit = torch.where(x == 0, torch.ones((), dtype=x.dtype), torch.sgn(x))
+        phase = unit[0] * unit[1].conj()                            # (F, T) complex
+        m01 = (mags[:, 0] * mags[:, 1]).to(phase.dtype)             # (J, F, T)
+        cross = torch.einsum("jft,ft->jf", m01, phase)              # Σ_t y0 conj(y1)
+    y = _step(mags.square(), cross, x, eps, scale)
+    return em(y, x, iterations - 1, eps, scale)
 
 
 def psd(y: torch.Tensor) -> torch.Tensor:
@@ -54,22 +71,37 @@ def psd(y: torch.Tensor) -> torch.Tensor:
     return _power(y).mean(dim=1)
 
 
-def _em_mono(y: torch.Tensor, x: torch.Tensor, eps: float, reg: float) -> torch.Tensor:
-    v = psd(y)                                                      # (J, F, T)
-    r = v.sum(-1) / (eps + v.sum(-1))                               # (J, F): Σ|y|² / (eps + Σ v)
-    vr = v * r[..., None]                                           # v_j R_j
-    cxx = reg + vr.sum(0)                                           # (F, T)
-    return (vr / cxx)[:, None] * x[None]
+def _check(shape: torch.Size, x: torch.Tensor) -> None:
+    if len(shape) != 4 or x.shape != shape[1:]:
+        raise ValueError(f"expected y (nb_sources, nb_channels, nb_bins, nb_frames) and x of its last three "
+                         f"dimensions, got {tuple(shape)} and {tuple(x.shape)}")
+    if x.shape[0] not in (1, 2):
+        raise ValueError(f"the Wiener EM handles 1 or 2 channels, got {x.shape[0]}")
 
 
-def _em_stereo(y: torch.Tensor, x: torch.Tensor, eps: float, reg: float) -> torch.Tensor:
-    nb_sources, _, nb_bins, nb_frames = y.shape
-    power = _power(y)                                               # |y|²: (J, C, F, T)
+def _cross(y: torch.Tensor) -> torch.Tensor | None:
+    """``Σ_t y0 conj(y1)``: ``(J, F)`` complex for stereo, None for mono."""
+    return torch.linalg.vecdot(y[:, 1], y[:, 0]) if y.shape[1] == 2 else None
+
+
+def _step(power: torch.Tensor, cross: torch.Tensor | None, x: torch.Tensor, eps: float,
+          scale: float) -> torch.Tensor:
+    """One EM step from the current estimates' ``|y|²`` ``(J, C, F, T)`` and ``Σ_t y0 conj(y1)``.
+
+    EM on ``(y, x) / s`` equals EM on ``(y, x)`` with ``eps·s²`` in the weights and ``√eps·s²`` on
+    ``C_xx``'s diagonal (``s = scale``).
+    """
+    s2 = float(scale) ** 2
+    eps, reg = eps * s2, math.sqrt(eps) * s2
     v = power.mean(dim=1)                                           # (J, F, T)
     weight = eps + v.sum(-1)                                        # (J, F)
+    if cross is None:                                               # mono: R_j is a number per bin
+        vr = v * (power[:, 0].sum(-1) / weight)[..., None]          # v_j R_j
+        return ((vr / (reg + vr.sum(0)))[:, None] * x[None]).to(x.dtype)
+    nb_sources, _, nb_bins, nb_frames = power.shape
     r00 = power[:, 0].sum(-1) / weight                              # R_j: Hermitian, real diagonal
     r11 = power[:, 1].sum(-1) / weight
-    r01 = torch.linalg.vecdot(y[:, 1], y[:, 0]) / weight            # Σ_t y0 conj(y1): (J, F) complex
+    r01 = cross / weight                                            # (J, F) complex
     # C_xx = √eps·I + Σ_j v_j R_j, its four real numbers per bin in one pass over v: (4, F, T)
     c00, c11, c01r, c01i = torch.einsum("jft,kjf->kft", v, torch.stack([r00, r11, r01.real, r01.imag]))
     c00, c11, c01 = c00 + reg, c11 + reg, torch.complex(c01r, c01i)
@@ -81,7 +113,7 @@ def _em_stereo(y: torch.Tensor, x: torch.Tensor, eps: float, reg: float) -> torc
                      torch.stack([r01.conj(), r11.to(r01.dtype)], -1)], dim=1)  # (J, C, F, 2)
     rz = torch.bmm(r.permute(2, 0, 1, 3).reshape(nb_bins, -1, 2), z)  # (F, J·C, T)
     rz = torch.view_as_real(rz).view(nb_bins, nb_sources, 2, nb_frames, 2).permute(1, 2, 0, 3, 4)
-    out = torch.empty(y.shape + (2,), dtype=v.dtype)
+    out = torch.empty(power.shape + (2,), dtype=v.dtype)
     torch.mul(rz, v[:, None, ..., None], out=out)                   # y_j = v_j R_j z: (J, C, F, T)
     return torch.view_as_complex(out)
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from blend.em import em
+from blend.em import em, em_from_magnitudes
 from blend.stft import FrameGrid, analyze, hann, istft, process_song, stft
 from core.errors import StemBlendError
 
@@ -118,11 +118,16 @@ def _scale(mix_spec: torch.Tensor) -> float:
 
 
 def native(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings) -> torch.Tensor:
-    """The same computation as :func:`through_openunmix` by :func:`blend.em.em` (shapes as
-    :func:`filter_frames`; equality with openunmix is tested)."""
+    """The same computation as :func:`through_openunmix` by :mod:`blend.em` (shapes as
+    :func:`filter_frames`; equality with openunmix is tested). Without softmask and residual the
+    initial estimates are never built (:func:`blend.em.em_from_magnitudes`)."""
+    complex_dtype = torch.complex128 if settings.float64 else torch.complex64
+    mix = mix_spec.to(complex_dtype)
+    if not settings.softmask and not settings.residual:
+        mags = magnitude(spec.to(complex_dtype))
+        return em_from_magnitudes(mags, mix, settings.iterations, settings.eps, _scale(mix_spec))
     y = initial_estimates(spec, mix_spec, settings)
-    complex_dtype = y.dtype
-    return em(y, mix_spec.to(complex_dtype), settings.iterations, settings.eps, _scale(mix_spec))
+    return em(y, mix, settings.iterations, settings.eps, _scale(mix_spec))
 
 
 def through_openunmix(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings) -> torch.Tensor:

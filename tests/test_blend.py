@@ -191,7 +191,7 @@ def test_wiener_on_silence_does_not_fail(iterations):
 def test_native_em_equals_openunmix_em_and_leaves_inputs_alone(channels):
     from openunmix.filtering import expectation_maximization
 
-    from blend.em import em
+    from blend.em import em, em_from_magnitudes
 
     g = torch.Generator().manual_seed(channels)
     y = torch.randn(4, channels, 129, 40, dtype=torch.complex128, generator=g)
@@ -204,6 +204,10 @@ def test_native_em_equals_openunmix_em_and_leaves_inputs_alone(channels):
         ref = torch.view_as_complex(ref.permute(4, 2, 1, 0, 3).contiguous()) * scale
         torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-9)
     assert torch.equal(y, before[0]) and torch.equal(x, before[1])
+    x[..., :3] = 0  # em_from_magnitudes: the start |y|·phase(x), never built (phase 0 where x is 0)
+    start = y.abs() * torch.where(x == 0, torch.ones((), dtype=x.dtype), torch.sgn(x))
+    torch.testing.assert_close(em_from_magnitudes(y.abs(), x, 2, scale=3.0), em(start, x, 2, scale=3.0),
+                               rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="1 or 2 channels"):
         em(torch.ones(2, 3, 4, 5, dtype=torch.complex64), torch.ones(3, 4, 5, dtype=torch.complex64), 1)
 
