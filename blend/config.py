@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from blend.members import MemberSpec, MemberSpecError
+from blend.members import MemberSpec, MemberSpecError, relative_path
 from blend.render import StftSettings
 from blend.weights import BlendWeights, WeightsError, equal_weights, make_weights
 from blend.wiener import WienerError, WienerSettings
@@ -116,7 +116,8 @@ class EnsembleConfig:
             "chunk_seconds": self.runtime.chunk_seconds,
             "context_seconds": self.runtime.context_seconds,
         }
-        d["enhancer"] = dict(self.enhancer)
+        d["enhancer"] = {t: _enhancer_paths(spec, lambda p: relative_path(p, base_dir))
+                         for t, spec in self.enhancer.items()}
         return d
 
 
@@ -181,7 +182,9 @@ def _parse(d, base_dir: Path) -> EnsembleConfig:
     runtime = Runtime(**_section(d, "runtime", Runtime))
     if runtime.chunk_seconds < 0 or runtime.context_seconds < 0:
         raise ValueError(f"runtime seconds must be >= 0, got {runtime}")
-    enhancer = dict(d.get("enhancer") or {})
+    base = Path(base_dir)
+    enhancer = {t: _enhancer_paths(spec, lambda p: str(p if Path(p).is_absolute() else (base / p).resolve()))
+                for t, spec in dict(d.get("enhancer") or {}).items()}
     unknown_targets = set(enhancer) - set(targets)
     if unknown_targets:
         raise ValueError(f"enhancer for unknown targets {sorted(unknown_targets)}; targets: {list(targets)}")
@@ -243,6 +246,17 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> EnsembleConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     return replace(config_from_dict(data, path.parent, str(path)), path=path)
+
+
+#: keys of an enhancer spec that are file paths (relative to the config file in YAML)
+_ENHANCER_PATHS = ("base", "adapter")
+
+
+def _enhancer_paths(spec, fn):
+    """``spec`` with ``fn`` applied to its path values (other values, and non-mappings, as they are)."""
+    if not isinstance(spec, dict):
+        return spec
+    return {k: fn(v) if k in _ENHANCER_PATHS and isinstance(v, (str, Path)) else v for k, v in spec.items()}
 
 
 def save_config(config: EnsembleConfig, path: str | Path, header: str = "") -> Path:

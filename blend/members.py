@@ -67,7 +67,7 @@ class MemberSpec:
         """YAML entry; the checkpoint path is written relative to ``base_dir`` when possible."""
         d: dict = {"name": self.name}
         if self.checkpoint is not None:
-            d["checkpoint"] = _relative(self.path, base_dir)
+            d["checkpoint"] = relative_path(self.path, base_dir)
             if self.sha256:
                 d["sha256"] = self.sha256
         else:
@@ -100,7 +100,8 @@ class MemberSpec:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _relative(path: Path, base_dir: Path | None) -> str:
+def relative_path(path: Path, base_dir: Path | None) -> str:
+    """``path`` relative to ``base_dir`` (the folder of the file that will name it), or as is without one."""
     if base_dir is None:
         return str(path)
     try:

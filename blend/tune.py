@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import socket
 import sys
 import time
@@ -39,6 +38,7 @@ from blend import members as members_mod
 from blend.cache import MemberCache, song_key
 from blend.config import DEFAULT_CONFIG, EnsembleConfig, config_from_dict, load_config, save_config
 from blend.fit import fit_weights, grid_search, grid_search_stats, sdr_from_stats, song_stats
+from blend.optuna_storage import open_study
 from blend.render import Renderer, fold_residual
 from blend.weights import BlendWeights, equal_weights, make_weights
 from blend.wiener import WienerSettings
@@ -133,13 +133,39 @@ def prepare_songs(
 def render_sdr(songs: Sequence[TuneSong], weights: BlendWeights, wiener: WienerSettings | None,
                config: EnsembleConfig) -> dict:
     """Mean grader SDR per target of a blend (+ filter) over the songs: ``{target: dB}``."""
+    scores = [[global_sdr(r, e) for r, e in zip(refs, out)]
+              for _, refs, out in rendered(songs, weights, wiener, config)]
+    return dict(zip(config.targets, np.mean(scores, axis=0).tolist()))
+
+
+def rendered(songs: Sequence[TuneSong], weights: BlendWeights, wiener: WienerSettings | None,
+             config: EnsembleConfig):
+    """Per song ``(mixture (C, T), references (S, C, T), blend + filter (S, C, T))``, one at a time."""
     renderer = Renderer(weights, wiener, config.stft, config.sample_rate)
-    scores = []
     for song in songs:
         mixture, refs = song.load()
-        out = fold_residual(renderer.render(song.estimates, mixture), config.targets, config.residual_to)
-        scores.append([global_sdr(r, e) for r, e in zip(refs, out)])
-    return dict(zip(config.targets, np.mean(scores, axis=0).tolist()))
+        yield mixture, refs, fold_residual(renderer.render(song.estimates, mixture), config.targets,
+                                           config.residual_to)
+
+
+def tune_enhancer(songs: Sequence[TuneSong], config: EnsembleConfig, weights_dir: Path,
+                  min_gain: float) -> tuple[dict, dict]:
+    """The ``enhancer:`` section for the targets whose validation SDR the enhancer raises by more than
+    ``min_gain`` dB (``weights_dir``: ``base.pth`` and optional ``<target>.pth`` adapters), and the
+    score table (:func:`enhancer.evaluate.tune_section` on the tuned blend + filter's estimates)."""
+    from enhancer.evaluate import tune_section
+
+    candidates = {t: {"base": str((weights_dir / "base.pth").resolve())} for t in config.targets}
+    for t in config.targets:
+        if (weights_dir / f"{t}.pth").is_file():
+            candidates[t]["adapter"] = str((weights_dir / f"{t}.pth").resolve())
+    mixtures, references, estimates = [], {t: [] for t in config.targets}, {t: [] for t in config.targets}
+    for mixture, refs, out in rendered(songs, config.weights, config.wiener, config):
+        mixtures.append(mixture)
+        for s, t in enumerate(config.targets):
+            references[t].append(refs[s])
+            estimates[t].append(out[s])
+    return tune_section(candidates, estimates, references, mixtures, min_gain=min_gain)
 
 
 def _from_stats(stats, table, targets) -> dict:
@@ -200,39 +226,6 @@ def study_name(config: EnsembleConfig, songs: Sequence[TuneSong], seconds, edges
     text = json.dumps([[s.key() for s in config.members], [s.name for s in songs], seconds, list(edges_hz),
                        config.weights.to_dict()], sort_keys=True)
     return "blend-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def storage_url(url: str) -> str:
-    """An Optuna storage URL SQLAlchemy can open here: ``postgresql://`` means psycopg (v3) to
-    SQLAlchemy 2.1; with only psycopg2 installed it becomes ``postgresql+psycopg2://``."""
-    import importlib.util
-
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix) and importlib.util.find_spec("psycopg") is None \
-                and importlib.util.find_spec("psycopg2") is not None:
-            return "postgresql+psycopg2://" + url[len(prefix):]
-    return url
-
-
-def open_study(name: str, storage: str, sampler, attempts: int = 6):
-    """Create or join a study. Workers started together race to create the storage's tables and
-    the study (a unique-key violation for the loser); retry after a short random pause."""
-    import optuna
-
-    for attempt in range(attempts):
-        try:
-            return optuna.create_study(study_name=name, storage=storage_url(storage), direction="maximize",
-                                       sampler=sampler, load_if_exists=True)
-        except Exception as exc:  # noqa: BLE001 - sqlalchemy IntegrityError, optuna DuplicatedStudyError
-            if attempt == attempts - 1 or not _is_race(exc):
-                raise
-            time.sleep(0.2 + random.random() * (attempt + 1))
-
-
-def _is_race(exc: Exception) -> bool:
-    text = f"{type(exc).__name__}: {exc}"
-    races = ("IntegrityError", "UniqueViolation", "DuplicatedStudyError", "already exists")
-    return any(k in text for k in races)
 
 
 def search_wiener(result: TuneResult, songs: Sequence[TuneSong], storage: str, name: str,
@@ -334,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-only", action="store_true",
                    help="only run the members on the songs and fill the cache (e.g. while other members "
                         "still train, or before starting several workers)")
+    p.add_argument("--enhancer", default=None, metavar="DIR",
+                   help="after λ and Wiener, enable the enhancer of DIR (base.pth, <target>.pth adapters, "
+                        "e.g. enhancer/weights) for the targets whose validation SDR it raises")
+    p.add_argument("--enhancer-min-gain", type=float, default=0.05, metavar="DB",
+                   help="smallest mean validation gain that enables the enhancer for a target")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -366,6 +364,11 @@ def main(argv=None) -> int:
     name = args.study_name or study_name(result.config, songs, args.seconds, edges)
     space = wiener_space(args.wiener_space)
     search_wiener(result, songs, storage, name, args.n_trials, wiener, space)
+    if args.enhancer:
+        section, table = tune_enhancer(songs, result.config, Path(args.enhancer), args.enhancer_min_gain)
+        result.config = replace(result.config, enhancer=section)
+        from enhancer.evaluate import markdown
+        print(f"enhancer on validation (enabled: {sorted(section) or 'none'}):\n{markdown(table)}")
     paths = report.write(result, songs, out, pair=args.pair.split(",") if args.pair else None)
     header = (f"Tuned by: python -m blend.tune --data-dir {args.data_dir} --split {args.split} "
               f"({len(songs)} songs); λ: {result.chosen}; study {name}")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_blend_tune import tiny_checkpoints, write_tiny_dataset
 
-from blend.tune import storage_url
+from blend.optuna_storage import storage_url
 
 ROOT = Path(__file__).resolve().parents[1]
 

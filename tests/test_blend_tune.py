@@ -131,3 +131,27 @@ def test_exclude_leaves_a_member_out(tmp_path):
     args = build_parser().parse_args(["--data-dir", ".", "--member", members[0], "--exclude", "fnn"])
     with pytest.raises(ConfigError, match="at least one member"):
         members_config(args)
+
+
+def test_tune_enables_the_enhancer_only_where_it_gains(tmp_path, capsys):
+    from enhancer.checkpoint import save_base
+    from enhancer.model import PhaseEnhancer
+
+    data = write_tiny_dataset(tmp_path / "songs")
+    torch.manual_seed(0)
+    save_base(PhaseEnhancer(n_fft=512, n_hop=128, band=4, widths=(16, 24, 32)), tmp_path / "enh" / "base.pth")
+    args = ["--data-dir", str(data), "--cache-dir", str(tmp_path / "cache"), "--n-trials", "1",
+            "--grid-step", "0.5", "--wiener-space", "iterations=0", "--enhancer", str(tmp_path / "enh"), "-q"]
+    for m in tiny_checkpoints(tmp_path):
+        args += ["--member", m]
+    assert main([*args, "-o", str(tmp_path / "a")]) == 0  # an untrained base is the identity: gain 0
+    assert load_config(tmp_path / "a" / "ensemble.yaml").enhancer == {}
+    assert "enabled: none" in capsys.readouterr().out
+    out = tmp_path / "b" / "configs"
+    assert main([*args, "-o", str(tmp_path / "b"), "--enhancer-min-gain", "-1",
+                 "--write-config", str(out / "tuned.yaml")]) == 0
+    text = "".join(line for line in (out / "tuned.yaml").read_text().splitlines(True) if line[0] != "#")
+    assert "../../enh/base.pth" in text and str(tmp_path) not in text  # relative to the config file
+    config = load_config(out / "tuned.yaml")
+    assert sorted(config.enhancer) == list(TARGETS)
+    assert Path(config.enhancer["vocals"]["base"]) == (tmp_path / "enh" / "base.pth").resolve()
