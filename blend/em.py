@@ -10,7 +10,7 @@ What differs is only how it is computed. openunmix stores complex numbers as rea
 builds a 2×2 gain matrix per source with a Python loop over 8 index triples, and needs the
 ``(nb_frames, nb_bins, nb_channels, 2, nb_sources)`` layout (two transposed copies per window). Here
 ``C_xx`` is Hermitian, so its inverse is closed form, and ``C_xx⁻¹ x`` is computed once per
-time-frequency bin and shared by every source (``y_j = v_j R_j (C_xx⁻¹ x)``): about 40× less time
+time-frequency bin and shared by every source (``y_j = v_j R_j (C_xx⁻¹ x)``): about 10× less time
 for 4 stereo sources (``benchmarks/bench_wiener.py``). Mono and stereo only, as openunmix.
 
 Shapes: estimates ``y`` ``(nb_sources, nb_channels, nb_bins, nb_frames)`` complex; mixture ``x``

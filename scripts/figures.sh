@@ -8,7 +8,8 @@
 #   1. member outputs on the validation songs (central 15 s); two Optuna workers tune λ and the
 #      Wiener settings of every member (nussl included) on one SQLite study -> quality.yaml; then λ
 #      without nussl (too slow for the real-time budget) with those Wiener settings -> default.yaml
-#      (zero-λ members dropped; OUT/tune/ensemble-all-members.yaml keeps every member for the tables).
+#      (zero-λ members dropped; OUT/tune/ensemble-all-members.yaml keeps every member for the tables);
+#      with shipped enhancer weights (enhancer/weights), it is enabled where it raises validation SDR.
 #   2. blend.evaluate on the test split, the OOD split and the real clips: each member alone, equal
 #      weights, tuned λ, tuned λ + Wiener, the oracle ratio mask and mixture/4 (OUT/eval-*/figures.*).
 #      blend.gap: the gap per target between the test split and the OOD sets (OUT/gap.md, .png).
@@ -52,7 +53,9 @@ PYEOF
 print(f\"iterations={p['iterations']} softmask={str(p['softmask']).lower()} residual={str(p['residual']).lower()}\")" \
     "$OUT/tune-all/report.json")
   space=(); for kv in $best; do space+=(--wiener-space "$kv"); done
-  "${tune[@]}" --exclude nussl -o "$OUT/tune" --study-name default-ensemble-fast "${space[@]}" \
+  # the enhancer, where shipped, is enabled for the targets whose validation SDR it raises
+  enh=(); [ -f enhancer/weights/base.pth ] && enh=(--enhancer enhancer/weights)
+  "${tune[@]}" --exclude nussl -o "$OUT/tune" --study-name default-ensemble-fast "${space[@]}" "${enh[@]}" \
     --write-config blend/configs/default.yaml | tee "$OUT/tune.log"
 fi
 
