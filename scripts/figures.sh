@@ -6,7 +6,8 @@
 #
 # Steps (each resumable: member outputs are cached by checkpoint sha256 and song in CACHE):
 #   1. member outputs on the validation songs (central 15 s); two Optuna workers tune λ and the
-#      Wiener settings of every member (nussl included) on one SQLite study -> quality.yaml; then λ
+#      Wiener settings of every member (nussl included) on one SQLite study (named after the members'
+#      checkpoints and the songs, so retrained members start a new study) -> quality.yaml; then λ
 #      without nussl (too slow for the real-time budget) with those Wiener settings -> default.yaml
 #      (zero-λ members dropped; OUT/tune/ensemble-all-members.yaml keeps every member for the tables);
 #      with shipped enhancer weights (enhancer/weights), it is enabled where it raises validation SDR.
@@ -33,7 +34,7 @@ if has tune; then
   tune=("$PY" -m blend.tune --data-dir "$DATA" --split valid --seconds 15 --config blend/configs/members.yaml
         --cache-dir "$CACHE" -q)
   # (a) every member, nussl included, the whole Wiener grid: two Optuna workers on one SQLite study
-  all=("${tune[@]}" -o "$OUT/tune-all" --study-name default-ensemble)
+  all=("${tune[@]}" -o "$OUT/tune-all")
   "${all[@]}" --cache-only
   "${all[@]}" --n-trials 8 > "$OUT/tune-worker2.log" 2>&1 &
   worker=$!
@@ -55,7 +56,7 @@ print(f\"iterations={p['iterations']} softmask={str(p['softmask']).lower()} resi
   space=(); for kv in $best; do space+=(--wiener-space "$kv"); done
   # the enhancer, where shipped, is enabled for the targets whose validation SDR it raises
   enh=(); [ -f enhancer/weights/base.pth ] && enh=(--enhancer enhancer/weights)
-  "${tune[@]}" --exclude nussl -o "$OUT/tune" --study-name default-ensemble-fast "${space[@]}" "${enh[@]}" \
+  "${tune[@]}" --exclude nussl -o "$OUT/tune" "${space[@]}" "${enh[@]}" \
     --write-config blend/configs/default.yaml | tee "$OUT/tune.log"
 fi
 

@@ -7,8 +7,8 @@
 # Two lanes run side by side with one torch thread each (two small models on one core each train
 # faster than one after the other on two). Every member stops at the wall-clock budget of its config
 # (training.max_minutes, validation included) or earlier by early stopping:
-#   lane A: umx 80 + demucs 24 + fnn without augmentation (ablation) 10  = 114 min
-#   lane B: fnn 45 + unet-spec 12 + convtasnet 22 + unet-wave 20         =  99 min
+#   lane A: umx 122 + demucs 24 + fnn without augmentation (ablation) 10  = 156 min
+#   lane B: fnn 85 + unet-spec 12 + convtasnet 22 + unet-wave 20          = 139 min
 # Logs: RUNS/<member>.log. Killed? Run the script again: every run continues from its last epoch
 # (--resume) and finished runs stop at once. Each finished member is shipped to
 # models/weights/<member>.pth (float16) with its manifest entry (python -m models.manifest).
