@@ -42,27 +42,32 @@ def em(
     return y
 
 
-def em_from_magnitudes(
-    mags: torch.Tensor, x: torch.Tensor, iterations: int, eps: float = 1e-10, scale: float = 1.0
+def em_from_gains(
+    gain: torch.Tensor, carrier: torch.Tensor, x: torch.Tensor, iterations: int, eps: float = 1e-10,
+    scale: float = 1.0,
 ) -> torch.Tensor:
-    """:func:`em` from ``y = mags · phase(x)`` (``openunmix.filtering.wiener``'s start without
-    softmask and residual; phase 0 where ``x`` is 0) without building ``y``: the first step needs
-    only ``|y|² = mags²`` and, for stereo, ``y0 conj(y1) = mags0 mags1 · phase(x0) conj(phase(x1))``.
+    """:func:`em` from ``y = gain · carrier`` without building ``y``: the first step needs only
+    ``|y|² = gain² |carrier|²`` and, for stereo,
+    ``Σ_t y0 conj(y1) = Σ_t gain0 gain1 carrier0 conj(carrier1)``.
+
+    ``openunmix.filtering.wiener``'s two starts are of that form: the estimates' magnitudes with the
+    mixture's phase (``gain = |estimate|``, ``carrier = x / |x|``, 1 where ``x`` is 0) and soft masks
+    (``gain = |estimate| / Σ |estimates|``, ``carrier = x``).
 
     Args:
-        mags: ``(nb_sources, nb_channels, nb_bins, nb_frames)`` real magnitudes.
+        gain: ``(nb_sources, nb_channels, nb_bins, nb_frames)`` real.
+        carrier: ``(nb_channels, nb_bins, nb_frames)`` complex.
         x, iterations, eps, scale: as :func:`em` (``iterations >= 1``).
     """
-    _check(mags.shape, x)
+    _check(gain.shape, x)
     if iterations < 1:
-        raise ValueError("em_from_magnitudes needs at least one iteration")
+        raise ValueError("em_from_gains needs at least one iteration")
+    power = gain.square().mul_(_power(carrier)[None])
     cross = None
     if x.shape[0] == 2:
-        unit = torch.where(x == 0, torch.ones((), dtype=x.dtype), torch.sgn(x))
-        phase = unit[0] * unit[1].conj()                            # (F, T) complex
-        m01 = (mags[:, 0] * mags[:, 1]).to(phase.dtype)             # (J, F, T)
-        cross = torch.einsum("jft,ft->jf", m01, phase)              # Σ_t y0 conj(y1)
-    y = _step(mags.square(), cross, x, eps, scale)
+        phase = carrier[0] * carrier[1].conj()                      # (F, T) complex
+        cross = torch.einsum("jft,ft->jf", (gain[:, 0] * gain[:, 1]).to(phase.dtype), phase)
+    y = _step(power, cross, x, eps, scale)
     return em(y, x, iterations - 1, eps, scale)
 
 

@@ -172,6 +172,10 @@ def envelope(grid: FrameGrid, s0: int, s1: int, window: torch.Tensor) -> np.ndar
     """Sum of squared windows over all frames of ``grid`` at original samples ``[s0, s1)``."""
     w2 = (window.double() ** 2).numpy()
     p = np.arange(s0, s1) + grid.pad
+    inside = len(p) and p[0] >= grid.n_fft and p[-1] < (grid.nb_frames - 1) * grid.n_hop
+    if inside and grid.n_fft % grid.n_hop == 0:
+        # away from both ends every sample is under n_fft / n_hop frames: the envelope has period n_hop
+        return w2.reshape(-1, grid.n_hop).sum(0)[p % grid.n_hop]
     env = np.zeros(len(p))
     for r in range(-(-grid.n_fft // grid.n_hop)):
         k = p // grid.n_hop - r

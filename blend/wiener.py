@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from blend.em import em, em_from_magnitudes
+from blend.em import em, em_from_gains
 from blend.stft import FrameGrid, analyze, hann, istft, process_song, stft
 from core.errors import StemBlendError
 
@@ -119,15 +119,24 @@ def _scale(mix_spec: torch.Tensor) -> float:
 
 def native(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings) -> torch.Tensor:
     """The same computation as :func:`through_openunmix` by :mod:`blend.em` (shapes as
-    :func:`filter_frames`; equality with openunmix is tested). Without softmask and residual the
-    initial estimates are never built (:func:`blend.em.em_from_magnitudes`)."""
+    :func:`filter_frames`; equality with openunmix is tested). Without residual the initial
+    estimates are never built (:func:`blend.em.em_from_gains`)."""
     complex_dtype = torch.complex128 if settings.float64 else torch.complex64
     mix = mix_spec.to(complex_dtype)
-    if not settings.softmask and not settings.residual:
-        mags = magnitude(spec.to(complex_dtype))
-        return em_from_magnitudes(mags, mix, settings.iterations, settings.eps, _scale(mix_spec))
-    y = initial_estimates(spec, mix_spec, settings)
-    return em(y, mix, settings.iterations, settings.eps, _scale(mix_spec))
+    if settings.residual:
+        y = initial_estimates(spec, mix_spec, settings)
+        return em(y, mix, settings.iterations, settings.eps, _scale(mix_spec))
+    gain, carrier = _start(magnitude(spec.to(complex_dtype)), mix, settings)
+    return em_from_gains(gain, carrier, mix, settings.iterations, settings.eps, _scale(mix_spec))
+
+
+def _start(mags: torch.Tensor, mix: torch.Tensor,
+           settings: WienerSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """The initial estimates as ``gain (J, C, F, T) real × carrier (C, F, T) complex``: soft masks
+    times the mixture, or magnitudes times the mixture's phase (angle 0 where the mixture is 0)."""
+    if settings.softmask:
+        return mags / (settings.eps + mags.sum(0, keepdim=True)), mix
+    return mags, torch.where(mix == 0, torch.ones((), dtype=mix.dtype), torch.sgn(mix))
 
 
 def through_openunmix(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings) -> torch.Tensor:
@@ -158,11 +167,7 @@ def initial_estimates(spec: torch.Tensor, mix_spec: torch.Tensor, settings: Wien
     masks, plus the residual. Shapes as :func:`filter_frames`; equality is tested."""
     complex_dtype = torch.complex128 if settings.float64 else torch.complex64
     spec, mix = spec.to(complex_dtype), mix_spec.to(complex_dtype)
-    mags = magnitude(spec)
-    if settings.softmask:
-        gain, carrier = mags / (settings.eps + mags.sum(0, keepdim=True)), mix
-    else:  # the mixture's phase; angle 0 where the mixture is exactly 0 (atan2(0, 0) = 0)
-        gain, carrier = mags, torch.where(mix == 0, torch.ones((), dtype=mix.dtype), torch.sgn(mix))
+    gain, carrier = _start(magnitude(spec), mix, settings)
     # real gain x complex carrier on the real view: one pass, no complex copy of the gain
     y = torch.view_as_complex(gain[..., None] * torch.view_as_real(carrier)[None])
     if settings.residual:

@@ -92,7 +92,9 @@ def test_one_hot_weights_reproduce_that_member_exactly():
         tables = np.stack([one_hot(names, TARGETS, name).table()] * 3)
         banded = make_weights(tables, names, TARGETS, [300, 5000])
         out = Renderer(banded).render(estimates, mixture)
-        np.testing.assert_allclose(out, estimates[m], atol=2e-5)
+        # atol: 4e-7 usually; up to 8e-5 (-82 dB) was seen on the first multi-threaded render of a
+        # process, never with one thread (float rounding of torch's CPU kernels, not reproducible)
+        np.testing.assert_allclose(out, estimates[m], atol=1e-4)
 
 
 def test_band_weights_pick_each_band_from_its_member():
@@ -191,7 +193,7 @@ def test_wiener_on_silence_does_not_fail(iterations):
 def test_native_em_equals_openunmix_em_and_leaves_inputs_alone(channels):
     from openunmix.filtering import expectation_maximization
 
-    from blend.em import em, em_from_magnitudes
+    from blend.em import em, em_from_gains
 
     g = torch.Generator().manual_seed(channels)
     y = torch.randn(4, channels, 129, 40, dtype=torch.complex128, generator=g)
@@ -204,10 +206,11 @@ def test_native_em_equals_openunmix_em_and_leaves_inputs_alone(channels):
         ref = torch.view_as_complex(ref.permute(4, 2, 1, 0, 3).contiguous()) * scale
         torch.testing.assert_close(ours, ref, rtol=1e-7, atol=1e-9)
     assert torch.equal(y, before[0]) and torch.equal(x, before[1])
-    x[..., :3] = 0  # em_from_magnitudes: the start |y|·phase(x), never built (phase 0 where x is 0)
-    start = y.abs() * torch.where(x == 0, torch.ones((), dtype=x.dtype), torch.sgn(x))
-    torch.testing.assert_close(em_from_magnitudes(y.abs(), x, 2, scale=3.0), em(start, x, 2, scale=3.0),
-                               rtol=1e-9, atol=1e-12)
+    x[..., :3] = 0  # em_from_gains: the start gain·carrier is never built
+    for carrier in (torch.where(x == 0, torch.ones((), dtype=x.dtype), torch.sgn(x)), x):
+        start = y.abs() * carrier
+        torch.testing.assert_close(em_from_gains(y.abs(), carrier, x, 2, scale=3.0),
+                                   em(start, x, 2, scale=3.0), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="1 or 2 channels"):
         em(torch.ones(2, 3, 4, 5, dtype=torch.complex64), torch.ones(3, 4, 5, dtype=torch.complex64), 1)
 
@@ -471,3 +474,12 @@ def test_without_unused_drops_zero_weight_members():
     assert pruned.member_names == ("a", "c")
     np.testing.assert_allclose(pruned.weights.table(), [[1, 0, 0.5, 0], [0, 1, 0.5, 1]])
     assert pruned.without_unused() is pruned
+
+
+def test_window_envelope_inside_the_song_is_its_periodic_pattern():
+    from blend.stft import envelope
+
+    grid, window = FrameGrid(50_000, 1024, 256), hann(1024)
+    whole = envelope(grid, 0, grid.length, window)  # the general formula (the block touches both ends)
+    for s0, s1 in [(2000, 9000), (30_000, 47_000), (0, 3000), (47_000, 50_000)]:
+        np.testing.assert_allclose(envelope(grid, s0, s1, window), whole[s0:s1], rtol=1e-12)
