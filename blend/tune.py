@@ -149,11 +149,11 @@ def rendered(songs: Sequence[TuneSong], weights: BlendWeights, wiener: WienerSet
 
 
 def tune_enhancer(songs: Sequence[TuneSong], config: EnsembleConfig, weights_dir: Path,
-                  min_gain: float) -> tuple[dict, dict]:
+                  min_gain: float | None = None) -> tuple[dict, dict]:
     """The ``enhancer:`` section for the targets whose validation SDR the enhancer raises by more than
     ``min_gain`` dB (``weights_dir``: ``base.pth`` and optional ``<target>.pth`` adapters), and the
     score table (:func:`enhancer.evaluate.tune_section` on the tuned blend + filter's estimates)."""
-    from enhancer.evaluate import tune_section
+    from enhancer.evaluate import MIN_GAIN_DB, tune_section
 
     candidates = {t: {"base": str((weights_dir / "base.pth").resolve())} for t in config.targets}
     for t in config.targets:
@@ -165,7 +165,8 @@ def tune_enhancer(songs: Sequence[TuneSong], config: EnsembleConfig, weights_dir
         for s, t in enumerate(config.targets):
             references[t].append(refs[s])
             estimates[t].append(out[s])
-    return tune_section(candidates, estimates, references, mixtures, min_gain=min_gain)
+    return tune_section(candidates, estimates, references, mixtures,
+                        min_gain=MIN_GAIN_DB if min_gain is None else min_gain)
 
 
 def _from_stats(stats, table, targets) -> dict:
@@ -330,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enhancer", default=None, metavar="DIR",
                    help="after λ and Wiener, enable the enhancer of DIR (base.pth, <target>.pth adapters, "
                         "e.g. enhancer/weights) for the targets whose validation SDR it raises")
-    p.add_argument("--enhancer-min-gain", type=float, default=0.05, metavar="DB",
-                   help="smallest mean validation gain that enables the enhancer for a target")
+    p.add_argument("--enhancer-min-gain", type=float, default=None, metavar="DB",
+                   help="smallest mean validation gain that enables the enhancer for a target "
+                        "(default enhancer.evaluate.MIN_GAIN_DB, 0.3)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 

@@ -28,6 +28,9 @@ from core.audio import read_audio
 from core.constants import SAMPLE_RATE, TARGETS
 from core.metrics import global_sdr
 
+#: the smallest mean validation gain (dB) that enables the enhancer for a target: the issue's goal
+#: (a smaller validation gain, +0.08 dB on drums, turned into -0.09 dB on the test split)
+MIN_GAIN_DB = 0.3
 
 def score(enhance, estimates: Mapping[str, Sequence[np.ndarray]],
           references: Mapping[str, Sequence[np.ndarray]], mixtures: Sequence[np.ndarray]) -> dict[str, dict]:
@@ -67,7 +70,7 @@ def score(enhance, estimates: Mapping[str, Sequence[np.ndarray]],
 
 def choose_targets(enhancer, estimates: Mapping[str, Sequence[np.ndarray]],
                    references: Mapping[str, Sequence[np.ndarray]], mixtures: Sequence[np.ndarray],
-                   min_gain: float = 0.05) -> tuple[list[str], dict[str, dict]]:
+                   min_gain: float = MIN_GAIN_DB) -> tuple[list[str], dict[str, dict]]:
     """Targets the enhancer should be enabled for: mean validation SDR gain above ``min_gain`` dB.
 
     Args:
@@ -88,7 +91,7 @@ def choose_targets(enhancer, estimates: Mapping[str, Sequence[np.ndarray]],
 
 
 def tune_section(section: Mapping, estimates, references, mixtures, base_dir=None,
-                 min_gain: float = 0.05) -> tuple[dict, dict[str, dict]]:
+                 min_gain: float = MIN_GAIN_DB) -> tuple[dict, dict[str, dict]]:
     """The tuner's entry point: keep the targets of a candidate ``enhancer:`` section that help.
 
     Args:
@@ -171,7 +174,7 @@ def main(argv=None) -> int:
     parser.add_argument("--adapter", action="append", default=[], metavar="TARGET=PATH")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS))
     parser.add_argument("--segment", type=float, default=4.0)
-    parser.add_argument("--min-gain", type=float, default=0.05)
+    parser.add_argument("--min-gain", type=float, default=MIN_GAIN_DB)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-o", "--out", required=True, help="report folder (scores.json, scores.md, sdr.png)")
     args = parser.parse_args(argv)
