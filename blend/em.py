@@ -38,7 +38,7 @@ def em(
     """
     _check(y.shape, x)
     for _ in range(iterations):
-        y = _step(_power(y), _cross(y), x, eps, scale)
+        y = _step(power(y), _cross(y), x, eps, scale)
     return y
 
 
@@ -62,18 +62,13 @@ def em_from_gains(
     _check(gain.shape, x)
     if iterations < 1:
         raise ValueError("em_from_gains needs at least one iteration")
-    power = gain.square().mul_(_power(carrier)[None])
+    squared = gain.square().mul_(power(carrier)[None])              # |y|²
     cross = None
     if x.shape[0] == 2:
         phase = carrier[0] * carrier[1].conj()                      # (F, T) complex
         cross = torch.einsum("jft,ft->jf", (gain[:, 0] * gain[:, 1]).to(phase.dtype), phase)
-    y = _step(power, cross, x, eps, scale)
+    y = _step(squared, cross, x, eps, scale)
     return em(y, x, iterations - 1, eps, scale)
-
-
-def psd(y: torch.Tensor) -> torch.Tensor:
-    """``v = mean_c |y|²``: ``(nb_sources, nb_bins, nb_frames)`` real."""
-    return _power(y).mean(dim=1)
 
 
 def _check(shape: torch.Size, x: torch.Tensor) -> None:
@@ -123,7 +118,7 @@ def _step(power: torch.Tensor, cross: torch.Tensor | None, x: torch.Tensor, eps:
     return torch.view_as_complex(out)
 
 
-def _power(y: torch.Tensor) -> torch.Tensor:
+def power(y: torch.Tensor) -> torch.Tensor:
     """``|y|²`` of a complex tensor, real (one fused pass over the real and imaginary parts)."""
     yr = torch.view_as_real(y)
     return torch.addcmul(yr[..., 0].square(), yr[..., 1], yr[..., 1])

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from blend.em import em, em_from_gains
+from blend.em import em, em_from_gains, power
 from blend.stft import FrameGrid, analyze, hann, istft, process_song, stft
 from core.errors import StemBlendError
 
@@ -176,9 +176,8 @@ def initial_estimates(spec: torch.Tensor, mix_spec: torch.Tensor, settings: Wien
 
 
 def magnitude(z: torch.Tensor) -> torch.Tensor:
-    """``|z|`` of a complex tensor (a fused pass over the real view; ``Tensor.abs`` is slower)."""
-    zr = torch.view_as_real(z)
-    return torch.addcmul(zr[..., 0].square(), zr[..., 1], zr[..., 1]).sqrt_()
+    """``|z|`` of a complex tensor (``Tensor.abs`` is slower)."""
+    return power(z).sqrt_()
 
 
 def filter_song(

@@ -32,6 +32,7 @@ from core.metrics import global_sdr
 #: (a smaller validation gain, +0.08 dB on drums, turned into -0.09 dB on the test split)
 MIN_GAIN_DB = 0.3
 
+
 def score(enhance, estimates: Mapping[str, Sequence[np.ndarray]],
           references: Mapping[str, Sequence[np.ndarray]], mixtures: Sequence[np.ndarray]) -> dict[str, dict]:
     """SDR per target with and without the enhancer.
