@@ -124,18 +124,9 @@ class SeparatorPredictor(MusicDemixingPredictor):
         self.prediction_setup()
         model_in = match_channels(np.asarray(audio, dtype=np.float32), self.nb_channels)
         model_in = resample(model_in, rate, self.sample_rate)
-        estimates = self.separate(np.ascontiguousarray(model_in, dtype=np.float32))
-        missing = [t for t in self.instruments if t not in estimates]
-        if missing:
-            raise ValueError(f"predictor '{self.name}' returned no estimate for {missing}")
+        estimates = self._checked(self.separate(np.ascontiguousarray(model_in, dtype=np.float32)))
         out = {}
-        for target in self.instruments:
-            est = np.asarray(estimates[target], dtype=np.float32)
-            if est.ndim != 2 or est.shape[0] != self.nb_channels:
-                raise ValueError(f"predictor '{self.name}': {target} estimate has shape {est.shape}, "
-                                 f"expected ({self.nb_channels}, nb_timesteps)")
-            if not np.all(np.isfinite(est)):
-                raise ValueError(f"predictor '{self.name}': {target} estimate contains NaN or Inf")
+        for target, est in estimates.items():
             est = resample(fit_length(est, model_in.shape[-1]), self.sample_rate, rate)
             out[target] = np.ascontiguousarray(match_channels(fit_length(est, length), nb_channels),
                                                dtype=np.float32)
@@ -160,11 +151,14 @@ class SeparatorPredictor(MusicDemixingPredictor):
         Returns:
             ``({target: (nb_channels, nb_timesteps)}, rate)`` at the file's rate and channel count.
         """
-        path = Path(mixture_file_path)
-        audio, rate = self.read_mixture(path)
+        audio, rate = self.read_mixture(mixture_file_path)
+        return self._separate_song(Path(mixture_file_path), audio, rate), rate
+
+    def _separate_song(self, path: Path, audio: np.ndarray, rate: int) -> dict[str, np.ndarray]:
+        """:meth:`separate_audio` with :attr:`reference_dir` set to the song's folder meanwhile."""
         self.reference_dir = path.parent
         try:
-            return self.separate_audio(audio, rate), rate
+            return self.separate_audio(audio, rate)
         finally:
             self.reference_dir = None
 
@@ -178,20 +172,15 @@ class SeparatorPredictor(MusicDemixingPredictor):
         """
         outputs = {"bass": bass_file_path, "drums": drums_file_path, "other": other_file_path,
                    "vocals": vocals_file_path}
-        if not self.can_stream:
-            estimates, rate = self.separate_file(mixture_file_path)
-            for target, path in outputs.items():
-                write_audio(path, estimates[target], rate, subtype=self.subtype)
-            return
         audio, rate = self.read_mixture(mixture_file_path)
-        if rate != self.sample_rate or audio.shape[0] != self.nb_channels:
-            estimates = self.separate_audio(audio, rate)
-            for target, path in outputs.items():
-                write_audio(path, estimates[target], rate, subtype=self.subtype)
+        if self.can_stream and rate == self.sample_rate and audio.shape[0] == self.nb_channels:
+            self.prediction_setup()
+            with audio_writers(outputs, rate, audio.shape[0], self.subtype) as write:
+                self.separate_stream(audio, lambda blocks: write(self._checked(blocks)))
             return
-        self.prediction_setup()
-        with audio_writers(outputs, rate, audio.shape[0], self.subtype) as write:
-            self.separate_stream(audio, lambda blocks: write(self._checked(blocks, audio.shape[0])))
+        estimates = self._separate_song(Path(mixture_file_path), audio, rate)
+        for target, path in outputs.items():
+            write_audio(path, estimates[target], rate, subtype=self.subtype)
 
     #: whether :meth:`separate_stream` is implemented
     can_stream = False
@@ -206,19 +195,22 @@ class SeparatorPredictor(MusicDemixingPredictor):
         """
         raise NotImplementedError
 
-    def _checked(self, blocks: dict[str, np.ndarray], nb_channels: int) -> dict[str, np.ndarray]:
-        """A streamed block: every target present, the right channels, finite."""
-        missing = [t for t in self.instruments if t not in blocks]
+    def _checked(self, estimates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What :meth:`separate` (or a streamed block) returned, checked: every target of
+        :attr:`instruments`, ``(nb_channels, n)`` float32 with the model's channel count, finite."""
+        missing = [t for t in self.instruments if t not in estimates]
         if missing:
             raise ValueError(f"predictor '{self.name}' returned no estimate for {missing}")
+        out = {}
         for target in self.instruments:
-            block = blocks[target]
-            if block.ndim != 2 or block.shape[0] != nb_channels:
-                raise ValueError(f"predictor '{self.name}': {target} block has shape {block.shape}, "
-                                 f"expected ({nb_channels}, n)")
-            if not np.all(np.isfinite(block)):
+            est = np.asarray(estimates[target], dtype=np.float32)
+            if est.ndim != 2 or est.shape[0] != self.nb_channels:
+                raise ValueError(f"predictor '{self.name}': {target} estimate has shape {est.shape}, "
+                                 f"expected ({self.nb_channels}, nb_timesteps)")
+            if not np.all(np.isfinite(est)):
                 raise ValueError(f"predictor '{self.name}': {target} estimate contains NaN or Inf")
-        return {t: blocks[t] for t in self.instruments}
+            out[target] = est
+        return out
 
     def separate_music_file(self, mixed_sound_array: np.ndarray, sample_rate: int):
         """The SDX 2023 call.
