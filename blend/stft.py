@@ -147,24 +147,27 @@ def synthesize(spec: torch.Tensor, n_fft: int, n_hop: int, window: torch.Tensor)
     """Windowed inverse frames overlap-added, *not* divided by the window envelope.
 
     Args:
-        spec: ``(..., nb_bins, nb_frames)`` complex.
+        spec: ``(..., nb_bins, nb_frames)`` complex; fastest when stored frames-major (as
+            ``torch.stft`` and :mod:`blend.em` leave it): the inverse FFT then reads contiguous frames.
 
     Returns:
         ``(..., (nb_frames - 1) * n_hop + n_fft)`` real tensor.
     """
     shape = spec.shape
-    frames = torch.fft.irfft(spec.reshape(-1, shape[-2], shape[-1]), n=n_fft, dim=-2)
-    frames = frames * window.to(frames.dtype)[:, None]
     nb_frames = shape[-1]
+    frames = torch.fft.irfft(spec.transpose(-1, -2).reshape(-1, nb_frames, shape[-2]), n=n_fft, dim=-1)
+    frames.mul_(window.to(frames.dtype))                            # (B, nb_frames, n_fft)
     out_len = (nb_frames - 1) * n_hop + n_fft
     if n_fft % n_hop:
-        out = F.fold(frames, output_size=(1, out_len), kernel_size=(1, n_fft), stride=(1, n_hop))
+        out = F.fold(frames.transpose(1, 2), output_size=(1, out_len), kernel_size=(1, n_fft),
+                     stride=(1, n_hop))
         return out.reshape(shape[:-2] + (out_len,))
-    # hop divides n_fft: overlap-add as n_fft / n_hop shifted contiguous adds (faster than fold)
-    out = frames.new_zeros(frames.shape[0], out_len)
-    for r in range(n_fft // n_hop):
-        part = frames[:, r * n_hop:(r + 1) * n_hop, :].transpose(1, 2).reshape(frames.shape[0], -1)
-        out[:, r * n_hop:r * n_hop + nb_frames * n_hop] += part
+    # hop divides n_fft: overlap-add as n_fft / n_hop shifted adds of whole hops (faster than fold)
+    k = n_fft // n_hop
+    out = frames.new_zeros(frames.shape[0], nb_frames + k - 1, n_hop)
+    parts = frames.view(frames.shape[0], nb_frames, k, n_hop)
+    for r in range(k):
+        out[:, r:r + nb_frames] += parts[:, :, r]
     return out.reshape(shape[:-2] + (out_len,))
 
 

@@ -14,6 +14,7 @@ Shapes: estimates ``(nb_targets, nb_channels, nb_timesteps)``, mixture
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import asdict, dataclass, replace
 
@@ -45,7 +46,7 @@ class WienerSettings:
         eps: regularisation of ``wiener``.
         float64: run the filter in double precision (openunmix's advice; slower).
         engine: ``"native"`` (:mod:`blend.em`: openunmix's EM on native complex tensors, equal to
-            float rounding and about 10× faster) or ``"openunmix"``
+            float rounding and several times faster) or ``"openunmix"``
             (``openunmix.filtering.expectation_maximization`` itself).
     """
 
@@ -95,12 +96,14 @@ def filter_frames(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSe
         raise WienerError("EM needs at least two sources: estimate two targets or set residual: true")
     if settings.iterations == 0:
         return initial_estimates(spec, mix_spec, settings).to(torch.complex64)
-    if not torch.any(mix_spec != 0):  # digital silence: every source is silent
+    peak = float(power(mix_spec).max())
+    if peak == 0:  # digital silence: every source is silent
         return torch.zeros((nb_sources,) + tuple(mix_spec.shape), dtype=torch.complex64)
+    scale = max(1.0, math.sqrt(peak) / 10.0)  # openunmix.filtering.wiener's: a tenth of the peak, >= 1
     run = through_openunmix if settings.engine == "openunmix" else native
-    y = run(spec, mix_spec, settings)
+    y = run(spec, mix_spec, settings, scale)
     if not _finite(y) and not settings.float64:
-        y = run(spec, mix_spec, replace(settings, float64=True))
+        y = run(spec, mix_spec, replace(settings, float64=True), scale)
     if not _finite(y):  # singular covariances: keep the initial estimates
         warnings.warn("Wiener EM gave NaN on a window; using its initial estimates there", stacklevel=2)
         y = initial_estimates(spec, mix_spec, settings)
@@ -112,41 +115,45 @@ def _finite(y: torch.Tensor) -> bool:
     return bool(torch.isfinite(torch.view_as_real(y).sum()))
 
 
-def _scale(mix_spec: torch.Tensor) -> float:
-    """``openunmix.filtering.wiener``'s scaling: a tenth of the mixture's peak magnitude, at least 1."""
-    return max(1.0, float(mix_spec.abs().max()) / 10.0)
-
-
-def native(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings) -> torch.Tensor:
+def native(
+    spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings, scale: float
+) -> torch.Tensor:
     """The same computation as :func:`through_openunmix` by :mod:`blend.em` (shapes as
     :func:`filter_frames`; equality with openunmix is tested). Without residual the initial
-    estimates are never built (:func:`blend.em.em_from_gains`)."""
+    estimates are never built (:func:`blend.em.em_from_gains`). ``scale``: see :func:`through_openunmix`."""
     complex_dtype = torch.complex128 if settings.float64 else torch.complex64
     mix = mix_spec.to(complex_dtype)
     if settings.residual:
         y = initial_estimates(spec, mix_spec, settings)
-        return em(y, mix, settings.iterations, settings.eps, _scale(mix_spec))
+        return em(y, mix, settings.iterations, settings.eps, scale)
     gain, carrier = _start(magnitude(spec.to(complex_dtype)), mix, settings)
-    return em_from_gains(gain, carrier, mix, settings.iterations, settings.eps, _scale(mix_spec))
+    return em_from_gains(gain, carrier, mix, settings.iterations, settings.eps, scale)
 
 
 def _start(mags: torch.Tensor, mix: torch.Tensor,
            settings: WienerSettings) -> tuple[torch.Tensor, torch.Tensor]:
     """The initial estimates as ``gain (J, C, F, T) real × carrier (C, F, T) complex``: soft masks
-    times the mixture, or magnitudes times the mixture's phase (angle 0 where the mixture is 0)."""
-    if settings.softmask:
-        return mags / (settings.eps + mags.sum(0, keepdim=True)), mix
+    times the mixture (``|estimate| × mixture / Σ |estimates|``), or magnitudes times the mixture's
+    phase (angle 0 where the mixture is 0)."""
+    if settings.softmask:  # mags / Σ mags · mix, the division on the mixture (J times smaller)
+        return mags, _rdiv(mix, settings.eps + mags.sum(0))
     return mags, torch.where(mix == 0, torch.ones((), dtype=mix.dtype), torch.sgn(mix))
 
 
-def through_openunmix(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings) -> torch.Tensor:
+def _rdiv(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Complex ``z`` divided by real ``r`` of the same shape, without a complex copy of ``r``."""
+    return torch.view_as_complex(torch.view_as_real(z) / r.unsqueeze(-1))
+
+
+def through_openunmix(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings,
+                      scale: float) -> torch.Tensor:
     """``openunmix.filtering.wiener`` on our layout (shapes as :func:`filter_frames`).
 
-    Its body, step by step: the initial estimates (:func:`initial_estimates`), the scaling by the
-    mixture's peak (``scale_factor`` 10), ``openunmix.filtering.expectation_maximization``, and the
-    scaling back. ``wiener`` itself is not called because its ``atan2`` writes 1 into the real part
-    of the mixture STFT wherever it is exactly 0 (openunmix 1.x/5.0), which puts energy into
-    digitally silent bins after EM.
+    Its body, step by step: the initial estimates (:func:`initial_estimates`), the scaling by
+    ``scale`` (``wiener``'s: a tenth of the mixture's peak magnitude, at least 1),
+    ``openunmix.filtering.expectation_maximization``, and the scaling back. ``wiener`` itself is not
+    called because its ``atan2`` writes 1 into the real part of the mixture STFT wherever it is
+    exactly 0 (openunmix 1.x/5.0), which puts energy into digitally silent bins after EM.
     """
     from openunmix.filtering import expectation_maximization
 
@@ -154,8 +161,7 @@ def through_openunmix(spec: torch.Tensor, mix_spec: torch.Tensor, settings: Wien
     y = torch.view_as_real(initial_estimates(spec, mix_spec, settings).to(real.to_complex()))
     y = y.permute(3, 2, 1, 4, 0).contiguous()  # (nb_frames, nb_bins, nb_channels, 2, nb_sources)
     x = torch.view_as_real(mix_spec.to(real.to_complex()).permute(2, 1, 0)).contiguous()
-    max_abs = _scale(mix_spec)
-    y = expectation_maximization(y / max_abs, x / max_abs, settings.iterations, eps=settings.eps)[0] * max_abs
+    y = expectation_maximization(y / scale, x / scale, settings.iterations, eps=settings.eps)[0] * scale
     # (nb_frames, nb_bins, nb_channels, 2, nb_sources) -> (nb_sources, nb_channels, nb_bins, nb_frames)
     y = y.permute(4, 2, 1, 0, 3).to(torch.float32).contiguous()
     return torch.view_as_complex(y)
