@@ -52,21 +52,32 @@ def song(seconds: float, data_dir: Path) -> np.ndarray:
 
 
 def load(name: str):
-    """The shipped member, or the config's architecture with random weights; and whether random."""
+    """The shipped member (``models/weights/<name>.pth``: a registered member's name, or a second
+    shipped variant such as ``umx-4096``), or the config's architecture with random weights; and
+    whether random."""
     import yaml
 
     import models
     from models.manifest import WEIGHTS_DIR
 
-    cls = models.get(name)
-    if not cls.trainable:
-        return cls(), False
     path = WEIGHTS_DIR / f"{name}.pth"
     if path.is_file():
         return models.load_member(path), False
+    cls = models.get(name)
+    if not cls.trainable:
+        return cls(), False
     config = ROOT / "configs" / "train" / f"{name}.yaml"
     kwargs = (yaml.safe_load(config.read_text()) or {}).get("model", {}) if config.is_file() else {}
     return cls(**kwargs).eval(), True
+
+
+def default_names() -> list[str]:
+    """Every registered member, then every shipped variant named otherwise (``umx-4096``)."""
+    import models
+    from models.manifest import WEIGHTS_DIR
+
+    names = list(models.names())
+    return names + [p.stem for p in sorted(WEIGHTS_DIR.glob("*.pth")) if p.stem not in names]
 
 
 def library_call(member, mix):
@@ -126,10 +137,9 @@ def measure(name: str, seconds: float, data_dir: Path, threads: int) -> dict:
 
 
 def main(argv=None) -> int:
-    import models
-
     parser = argparse.ArgumentParser(description="RTF, peak RSS and wrapper overhead of every member.")
-    parser.add_argument("--members", nargs="*", default=None, help="default: all")
+    parser.add_argument("--members", nargs="*", default=None,
+                        help="registered members or shipped weight names (default: all + shipped variants)")
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir", default=str(ROOT / "data" / "corpus"))
@@ -142,7 +152,7 @@ def main(argv=None) -> int:
     results = []
     print(f"{args.seconds:.0f} s song, {args.threads} threads")
     print(f"{'member':12s} {'RTF':>7s} {'peak RSS':>9s} {'wrap':>6s} {'chunked':>8s}")
-    for name in args.members or models.names():
+    for name in args.members or default_names():
         cmd = [
             sys.executable,
             __file__,

@@ -7,8 +7,9 @@
 # Two lanes run side by side with one torch thread each (two small models on one core each train
 # faster than one after the other on two). Every member stops at the wall-clock budget of its config
 # (training.max_minutes, validation included) or earlier by early stopping:
-#   lane A: umx 122 + demucs 24 + fnn without augmentation (ablation) 10  = 156 min
-#   lane B: fnn 85 + unet-spec 12 + convtasnet 22 + unet-wave 20          = 139 min
+#   lane A: umx 202 + demucs 24 + fnn without augmentation (ablation) 10              = 236 min
+#   lane B: fnn 85 + unet-spec 12 + convtasnet 22 + unet-wave 20 + umx-4096 85        = 224 min
+# (umx-4096: a second Open-Unmix at umxhq's STFT size, configs/train/umx-4096.yaml, seed 1.)
 # Logs: RUNS/<member>.log. Killed? Run the script again: every run continues from its last epoch
 # (--resume) and finished runs stop at once. Each finished member is shipped to
 # models/weights/<member>.pth (float16) with its manifest entry (python -m models.manifest).
@@ -36,8 +37,9 @@ ship() {
   "$PY" -m models.manifest "$RUNS/$1/best.pth" "$1" >> "$RUNS/$1.log" 2>&1
 }
 
-member() {  # member NAME: train and ship; a failure is reported and the lane goes on
-  { train "$1" "$1" && ship "$1"; } || echo "[train_members] $1 FAILED: see $RUNS/$1.log" >&2
+member() {  # member NAME [RUN [train.py flags...]]: train and ship as RUN; a failure is reported
+  local name=$1 run=${2:-$1}; shift; [ $# -gt 0 ] && shift
+  { train "$name" "$run" "$@" && ship "$run"; } || echo "[train_members] $run FAILED: see $RUNS/$run.log" >&2
 }
 
 lane_a() {
@@ -52,6 +54,7 @@ lane_b() {
   member unet-spec
   member convtasnet
   member unet-wave
+  member umx umx-4096 --config configs/train/umx-4096.yaml --seed 1
 }
 
 start=$(date +%s)
@@ -63,7 +66,7 @@ wait $pid_b || status=1
 echo "[train_members] all lanes done in $(( ($(date +%s) - start) / 60 )) min (status $status)" >&2
 
 # Summary: best validation / OOD SDR of every run (ablation: rows fnn and fnn-noaug).
-"$PY" -m models.study "$RUNS"/{demucs,umx,fnn,fnn-noaug,convtasnet,unet-wave,unet-spec} \
+"$PY" -m models.study "$RUNS"/{demucs,umx,umx-4096,fnn,fnn-noaug,convtasnet,unet-wave,unet-spec} \
   --json "$RUNS/summary.json" | tee "$RUNS/summary.md"
 du -ch models/weights/*.pth | tail -n 1
 exit $status
