@@ -102,6 +102,7 @@ def to_json(result) -> dict:
         "timings": result.timings,
         "trials": result.trials,
         "study": result.study,
+        "wiener_trial": result.wiener_trial,
         "config": result.config.to_dict(),
     }
 
@@ -137,6 +138,9 @@ def markdown(result, heatmap_name: str | None) -> str:
                 f"{p.get('residual')} | {t['value']:.3f} | {t.get('seconds', 0):.1f} | "
                 f"{t.get('worker', '')} |"
             )
+        if result.wiener_trial:
+            out.append(f"\nKept: trial {result.wiener_trial['number']}, the fewest EM iterations among the "
+                       f"trials within {result.wiener_trial['tolerance']} dB of the best.")
     if heatmap_name:
         out.append(f"\n## λ for two members\n\n![SDR over λ]({heatmap_name})")
     config = yaml.safe_dump(result.config.to_dict(), sort_keys=False, default_flow_style=None, width=100)

@@ -9,7 +9,8 @@ Steps: (1) every member separates every validation song once; outputs are cached
 checkpoint sha256 and song (:mod:`blend.cache`). (2) λ per target in closed form (NNLS with sum to
 one, :func:`blend.fit.fit_weights`), per band too with ``--bands``, and Uhlich et al.'s grid search,
 each timed and scored. (3) The best λ is fixed and Optuna searches the Wiener settings (iterations
-0–3, softmask, residual) over a grid; trials live in an Optuna storage (SQLite file by default;
+0–3, softmask, residual) over a grid (kept: the cheapest setting within ``--wiener-tolerance`` dB of
+the best); trials live in an Optuna storage (SQLite file by default;
 ``--storage postgresql://...`` lets workers on several machines share one study: start the same
 command on each). (4) ``OUT/ensemble.yaml`` (the tuned config, without the members whose λ is zero
 everywhere; ``OUT/ensemble-all-members.yaml`` keeps them), ``OUT/report.md``/``.json`` and
@@ -79,6 +80,7 @@ class TuneResult:
     chosen: str = ""
     songs: list = field(default_factory=list)
     study: str = ""
+    wiener_trial: dict = field(default_factory=dict)  # {"number", "tolerance"} of the kept setting
     stats: list = field(default_factory=list, repr=False)  # full-band SongStats (heatmap)
 
 
@@ -229,9 +231,27 @@ def study_name(config: EnsembleConfig, songs: Sequence[TuneSong], seconds, edges
     return "blend-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+#: Wiener trials within this many dB of the best count as equal; the cheapest of them is chosen
+WIENER_TOLERANCE_DB = 0.01
+
+
+def cheapest_of_best(trials: Sequence[dict], tolerance: float = WIENER_TOLERANCE_DB) -> dict:
+    """The trial to keep: among those whose mean SDR (``value``) is within ``tolerance`` dB of the
+    best, the one with the fewest EM iterations, then without the residual source, then the fastest
+    (each iteration costs as much as the rest of the filter; differences this small are noise)."""
+    if not trials:
+        raise ValueError("no finished Wiener trial")
+    top = max(t["value"] for t in trials)
+    near = [t for t in trials if t["value"] >= top - tolerance]
+    return min(near, key=lambda t: (t["params"].get("iterations", 0), bool(t["params"].get("residual")),
+                                    t.get("seconds", 0.0), -t["value"]))
+
+
 def search_wiener(result: TuneResult, songs: Sequence[TuneSong], storage: str, name: str,
-                  n_trials: int | None, base: WienerSettings, space: dict = WIENER_SPACE) -> TuneResult:
-    """Optuna grid search over the Wiener settings with the chosen λ; resumable and shareable."""
+                  n_trials: int | None, base: WienerSettings, space: dict = WIENER_SPACE,
+                  tolerance: float = WIENER_TOLERANCE_DB) -> TuneResult:
+    """Optuna grid search over the Wiener settings with the chosen λ; resumable and shareable. The
+    setting kept is :func:`cheapest_of_best` of the trials (``tolerance`` in dB)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -256,9 +276,10 @@ def search_wiener(result: TuneResult, songs: Sequence[TuneSong], storage: str, n
         study.optimize(objective, n_trials=n_trials)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     result.trials = [{"number": t.number, "params": t.params, "value": t.value, **t.user_attrs} for t in done]
-    best = study.best_trial
-    wiener = replace(base, **best.params)
-    result.rows["chosen λ + Wiener"] = best.user_attrs["sdr"]
+    best = cheapest_of_best(result.trials, tolerance)
+    wiener = replace(base, **best["params"])
+    result.rows["chosen λ + Wiener"] = best["sdr"]
+    result.wiener_trial = {"number": best["number"], "tolerance": tolerance}
     result.config = config.with_wiener(wiener)
     result.study = name
     return result
@@ -325,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wiener-space", action="append", metavar="KEY=V1,V2",
                    help="narrow the Wiener grid, e.g. iterations=0,1 (repeat; keys: iterations, softmask, "
                         "residual)")
+    p.add_argument("--wiener-tolerance", type=float, default=WIENER_TOLERANCE_DB, metavar="DB",
+                   help="Wiener trials this close to the best count as equal; the cheapest is kept "
+                        f"(fewest iterations; default {WIENER_TOLERANCE_DB})")
     p.add_argument("--cache-only", action="store_true",
                    help="only run the members on the songs and fill the cache (e.g. while other members "
                         "still train, or before starting several workers)")
@@ -365,7 +389,7 @@ def main(argv=None) -> int:
     storage = args.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
     name = args.study_name or study_name(result.config, songs, args.seconds, edges)
     space = wiener_space(args.wiener_space)
-    search_wiener(result, songs, storage, name, args.n_trials, wiener, space)
+    search_wiener(result, songs, storage, name, args.n_trials, wiener, space, args.wiener_tolerance)
     if args.enhancer:
         section, table = tune_enhancer(songs, result.config, Path(args.enhancer), args.enhancer_min_gain)
         result.config = replace(result.config, enhancer=section)

@@ -155,3 +155,19 @@ def test_tune_enables_the_enhancer_only_where_it_gains(tmp_path, capsys):
     config = load_config(out / "tuned.yaml")
     assert sorted(config.enhancer) == list(TARGETS)
     assert Path(config.enhancer["vocals"]["base"]) == (tmp_path / "enh" / "base.pth").resolve()
+
+
+def test_cheapest_of_best_keeps_fewer_iterations_within_the_tolerance():
+    from blend.tune import cheapest_of_best
+
+    def trial(number, value, iterations, residual=False, seconds=1.0):
+        return {"number": number, "value": value, "seconds": seconds,
+                "params": {"iterations": iterations, "softmask": True, "residual": residual}}
+
+    trials = [trial(0, 6.204, 2), trial(1, 6.196, 1, seconds=2.0), trial(2, 6.196, 1, residual=True),
+              trial(3, 5.25, 0)]
+    assert cheapest_of_best(trials)["number"] == 1            # 0.008 dB below the best, one iteration less
+    assert cheapest_of_best(trials, tolerance=0.0)["number"] == 0
+    assert cheapest_of_best(trials, tolerance=1.0)["number"] == 3
+    with pytest.raises(ValueError):
+        cheapest_of_best([])
