@@ -224,10 +224,12 @@ def fit_all(songs: Sequence[TuneSong], config: EnsembleConfig, available: np.nda
     return result
 
 
-def study_name(config: EnsembleConfig, songs: Sequence[TuneSong], seconds, edges_hz) -> str:
-    """A name every worker of the same tuning job derives identically."""
+def study_name(config: EnsembleConfig, songs: Sequence[TuneSong], seconds, edges_hz,
+               space: dict = WIENER_SPACE) -> str:
+    """A name every worker of the same tuning job derives identically (members, songs, λ and the
+    Wiener grid: a narrower ``--wiener-space`` is another study, as Optuna fixes a study's choices)."""
     text = json.dumps([[s.key() for s in config.members], [s.name for s in songs], seconds, list(edges_hz),
-                       config.weights.to_dict()], sort_keys=True)
+                       config.weights.to_dict(), {k: list(v) for k, v in space.items()}], sort_keys=True)
     return "blend-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -387,8 +389,8 @@ def main(argv=None) -> int:
         wiener = replace(wiener, win_len=args.wiener_win_len)
     result.rows["chosen λ"] = result.rows[result.chosen]
     storage = args.storage or f"sqlite:///{(out / 'optuna.db').resolve()}"
-    name = args.study_name or study_name(result.config, songs, args.seconds, edges)
     space = wiener_space(args.wiener_space)
+    name = args.study_name or study_name(result.config, songs, args.seconds, edges, space)
     search_wiener(result, songs, storage, name, args.n_trials, wiener, space, args.wiener_tolerance)
     if args.enhancer:
         section, table = tune_enhancer(songs, result.config, Path(args.enhancer), args.enhancer_min_gain)

@@ -107,6 +107,11 @@ def test_tune_cli_writes_a_loadable_config_and_reuses_the_cache(tmp_path, capsys
                 "mixture / 4 (scaled)"}
     assert set(figures["rows"]) == expected
     assert "Wiener gain (dB)" in figures["goals"] and (tmp_path / "eval" / "figures.png").is_file()
+    # a narrower --wiener-space: its own study (Optuna fixes a study's choices), its own trials
+    narrow = ["--wiener-space", "iterations=3", "--wiener-space", "softmask=true",
+              "--wiener-space", "residual=true"]
+    assert main([*args, *narrow]) == 0
+    assert load_config(tmp_path / "out" / "ensemble-all-members.yaml").wiener.iterations == 3
 
 
 def test_wiener_space_narrows_the_grid():
