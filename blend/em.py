@@ -55,7 +55,8 @@ def em_from_gains(
 
     ``openunmix.filtering.wiener``'s two starts are of that form: the estimates' magnitudes with the
     mixture's phase (``gain = |estimate|``, ``carrier = x / |x|``, 1 where ``x`` is 0) and soft masks
-    (``gain = |estimate| / Σ |estimates|``, ``carrier = x``).
+    (``gain = |estimate|``, ``carrier = x / Σ |estimates|``: the division on the mixture, which is
+    ``nb_sources`` times smaller).
 
     Args:
         gain: ``(nb_sources, nb_channels, nb_bins, nb_frames)`` real.
