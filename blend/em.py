@@ -70,10 +70,8 @@ def em_from_gains(
     squared = gain.square().mul_(power(carrier)[None])              # |y|²: (J, C, T, F)
     cross = None
     if xt.shape[0] == 2:
-        phase = torch.view_as_real(carrier[0] * carrier[1].conj())  # (T, F, 2)
-        # Σ_t g0 g1 phase: a product and a sum over the outer frame axis (no batched matmul over bins)
-        g01 = (gain[:, 0] * gain[:, 1]).unsqueeze(-1).mul(phase[None]).sum(1)   # (J, F, 2)
-        cross = torch.view_as_complex(g01.contiguous())
+        # Σ_t g0 g1 carrier0 conj(carrier1): a product and a sum over the outer frame axis, (J, F)
+        cross = rmul(gain[:, 0] * gain[:, 1], (carrier[0] * carrier[1].conj())[None]).sum(1)
     y = _step(squared, cross, xt, eps, scale)
     return em(_frames_major(y), x, iterations - 1, eps, scale)
 
@@ -117,7 +115,7 @@ def _step(power: torch.Tensor, cross: torch.Tensor | None, x: torch.Tensor, eps:
     weight = eps + v.sum(1)                                         # (J, F)
     if cross is None:                                               # mono: R_j is a number per bin
         vr = v * (power[:, 0].sum(1) / weight)[:, None]             # v_j R_j
-        return _rmul((vr / (reg + vr.sum(0)))[:, None].to(x.real.dtype), x[None])
+        return rmul((vr / (reg + vr.sum(0)))[:, None].to(x.real.dtype), x[None])
     r00 = power[:, 0].sum(1) / weight                               # R_j: Hermitian, real diagonal
     r11 = power[:, 1].sum(1) / weight
     r01 = cross / weight                                            # (J, F) complex
@@ -129,8 +127,8 @@ def _step(power: torch.Tensor, cross: torch.Tensor | None, x: torch.Tensor, eps:
     c00, c11, c01r, c01i = c
     c00, c11, c01 = c00 + reg, c11 + reg, torch.complex(c01r, c01i)
     inv_det = 1.0 / (c00 * c11 - (c01r.square() + c01i.square()))
-    z0 = _rmul(inv_det, _rmul(c11, x[0]) - c01 * x[1])             # z = C_xx⁻¹ x: (T, F) each
-    z1 = _rmul(inv_det, _rmul(c00, x[1]) - c01.conj() * x[0])
+    z0 = rmul(inv_det, rmul(c11, x[0]) - c01 * x[1])               # z = C_xx⁻¹ x: (T, F) each
+    z1 = rmul(inv_det, rmul(c00, x[1]) - c01.conj() * x[0])
     # y_j = v_j R_j z: channel 0 = v (r00 z0 + r01 z1), channel 1 = v (conj(r01) z0 + r11 z1); every
     # big product complex x complex with the bins contiguous in both (vectorised; a real x complex
     # product would broadcast over the real/imaginary pair instead)
@@ -143,13 +141,11 @@ def _step(power: torch.Tensor, cross: torch.Tensor | None, x: torch.Tensor, eps:
     return out
 
 
-def _rmul(r: torch.Tensor, z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``r · z`` for real ``r`` and complex ``z`` (broadcast) on the real view: torch would first copy
-    ``r`` to a complex tensor and then multiply complex numbers."""
-    if out is None:
-        return torch.view_as_complex(torch.view_as_real(z) * r.unsqueeze(-1))
-    torch.mul(torch.view_as_real(z), r.unsqueeze(-1), out=torch.view_as_real(out))
-    return out
+def rmul(r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``r · z`` for real ``r`` and complex ``z`` (broadcast) on the real view, without the complex
+    copy of ``r`` torch would make. Used where ``r`` is as large as ``z`` or ``z`` is small; a big
+    product with ``r`` broadcast over the bins vectorises better as complex × complex (:func:`_step`)."""
+    return torch.view_as_complex(torch.view_as_real(z) * r.unsqueeze(-1))
 
 
 def power(y: torch.Tensor) -> torch.Tensor:

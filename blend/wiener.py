@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from blend.em import em, em_from_gains, power
+from blend.em import em, em_from_gains, power, rmul
 from blend.stft import FrameGrid, analyze, hann, istft, process_song, stft
 from core.errors import StemBlendError
 
@@ -136,13 +136,8 @@ def _start(mags: torch.Tensor, mix: torch.Tensor,
     times the mixture (``|estimate| × mixture / Σ |estimates|``), or magnitudes times the mixture's
     phase (angle 0 where the mixture is 0)."""
     if settings.softmask:  # mags / Σ mags · mix, the division on the mixture (J times smaller)
-        return mags, _rdiv(mix, settings.eps + mags.sum(0))
+        return mags, rmul((settings.eps + mags.sum(0)).reciprocal(), mix)
     return mags, torch.where(mix == 0, torch.ones((), dtype=mix.dtype), torch.sgn(mix))
-
-
-def _rdiv(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Complex ``z`` divided by real ``r`` of the same shape, without a complex copy of ``r``."""
-    return torch.view_as_complex(torch.view_as_real(z) / r.unsqueeze(-1))
 
 
 def through_openunmix(spec: torch.Tensor, mix_spec: torch.Tensor, settings: WienerSettings,
@@ -174,8 +169,7 @@ def initial_estimates(spec: torch.Tensor, mix_spec: torch.Tensor, settings: Wien
     complex_dtype = torch.complex128 if settings.float64 else torch.complex64
     spec, mix = spec.to(complex_dtype), mix_spec.to(complex_dtype)
     gain, carrier = _start(magnitude(spec), mix, settings)
-    # real gain x complex carrier on the real view: one pass, no complex copy of the gain
-    y = torch.view_as_complex(gain[..., None] * torch.view_as_real(carrier)[None])
+    y = rmul(gain, carrier[None])
     if settings.residual:
         y = torch.cat([y, (mix - y.sum(0))[None]])
     return y
