@@ -7,7 +7,7 @@
 # Steps (each resumable: member outputs are cached by checkpoint sha256 and song in CACHE):
 #   1. member outputs on the validation songs (central 15 s); two Optuna workers tune λ and the
 #      Wiener settings of every member (nussl included) on one SQLite study (named after the members'
-#      checkpoints and the songs, so retrained members start a new study) -> quality.yaml; then λ
+#      checkpoints, the songs and the Wiener grid, so retrained members start a new study) -> quality.yaml; then λ
 #      without nussl (too slow for the real-time budget) with those Wiener settings -> default.yaml
 #      (zero-λ members dropped; OUT/tune/ensemble-all-members.yaml keeps every member for the tables);
 #      with shipped enhancer weights (enhancer/weights), it is enabled where it raises validation SDR.

@@ -38,7 +38,7 @@ ship() {
 }
 
 member() {  # member NAME [RUN [train.py flags...]]: train and ship as RUN; a failure is reported
-  local name=$1 run=${2:-$1}; shift; [ $# -gt 0 ] && shift
+  local name=$1 run=${2:-$1}; shift $(( $# > 1 ? 2 : 1 ))
   { train "$name" "$run" "$@" && ship "$run"; } || echo "[train_members] $run FAILED: see $RUNS/$run.log" >&2
 }
 
