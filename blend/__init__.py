@@ -10,7 +10,8 @@ Wiener post-filter, tuning runs, and the default ``ensemble`` predictor.
 Modules: :mod:`blend.weights` (λ), :mod:`blend.stft` (block-wise STFT), :mod:`blend.wiener`,
 :mod:`blend.render` (blend + filter), :mod:`blend.fit` (closed form, grid search),
 :mod:`blend.config`, :mod:`blend.members`, :mod:`blend.ensemble`, :mod:`blend.cache`,
-:mod:`blend.tune`, :mod:`blend.report`, :mod:`blend.evaluate`, :mod:`blend.predictor`.
+:mod:`blend.tune` (with :mod:`blend.wiener_search`), :mod:`blend.report`, :mod:`blend.evaluate`,
+:mod:`blend.predictor`.
 """
 
 __all__ = ["Ensemble", "EnsembleConfig", "EnsemblePredictor", "WienerSettings", "load_config", "save_config"]

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,18 +37,16 @@ from blend import members as members_mod
 from blend.cache import MemberCache, song_key
 from blend.config import DEFAULT_CONFIG, EnsembleConfig, config_from_dict, load_config, save_config
 from blend.fit import fit_weights, grid_search, grid_search_stats, sdr_from_stats, song_stats
-from blend.optuna_storage import open_study
 from blend.render import Renderer, fold_residual
 from blend.weights import BlendWeights, equal_weights, make_weights
 from blend.wiener import WienerSettings
+from blend.wiener_search import WIENER_SPACE, WIENER_TOLERANCE_DB, cheapest_of_best, run_grid, wiener_space
 from core.metrics import global_sdr
 
 #: up to this many members the λ grid search blends and scores audio at every point (Uhlich et al.);
 #: beyond, the grid has too many points (8008 per target for 7 members at step 0.1) and is scored
 #: from the statistics instead, with the same result
 BRUTE_FORCE_MEMBERS = 3
-#: the Wiener grid Optuna walks through
-WIENER_SPACE = {"iterations": [0, 1, 2, 3], "softmask": [False, True], "residual": [False, True]}
 
 
 @dataclass
@@ -233,51 +229,14 @@ def study_name(config: EnsembleConfig, songs: Sequence[TuneSong], seconds, edges
     return "blend-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-#: Wiener trials within this many dB of the best count as equal; the cheapest of them is chosen
-WIENER_TOLERANCE_DB = 0.01
-
-
-def cheapest_of_best(trials: Sequence[dict], tolerance: float = WIENER_TOLERANCE_DB) -> dict:
-    """The trial to keep: among those whose mean SDR (``value``) is within ``tolerance`` dB of the
-    best, the one with the fewest EM iterations, then without the residual source, then the fastest
-    (each iteration costs as much as the rest of the filter; differences this small are noise)."""
-    if not trials:
-        raise ValueError("no finished Wiener trial")
-    top = max(t["value"] for t in trials)
-    near = [t for t in trials if t["value"] >= top - tolerance]
-    return min(near, key=lambda t: (t["params"].get("iterations", 0), bool(t["params"].get("residual")),
-                                    t.get("seconds", 0.0), -t["value"]))
-
-
 def search_wiener(result: TuneResult, songs: Sequence[TuneSong], storage: str, name: str,
                   n_trials: int | None, base: WienerSettings, space: dict = WIENER_SPACE,
                   tolerance: float = WIENER_TOLERANCE_DB) -> TuneResult:
     """Optuna grid search over the Wiener settings with the chosen λ; resumable and shareable. The
     setting kept is :func:`cheapest_of_best` of the trials (``tolerance`` in dB)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = result.config
-    study = open_study(name, storage, optuna.samplers.GridSampler(space))
-
-    def objective(trial):
-        params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
-        settings = replace(base, **params)
-        start = time.perf_counter()
-        sdr = render_sdr(songs, config.weights, settings, config)
-        trial.set_user_attr("sdr", sdr)
-        trial.set_user_attr("seconds", time.perf_counter() - start)
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        return float(np.mean(list(sdr.values())))
-
-    grid_size = int(np.prod([len(v) for v in space.values()]))
-    left = grid_size - len({tuple(sorted(t.params.items())) for t in study.trials
-                            if t.state == optuna.trial.TrialState.COMPLETE})
-    n_trials = left if n_trials is None else min(n_trials, left)  # 0: only report the study
-    if n_trials > 0:
-        study.optimize(objective, n_trials=n_trials)
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    result.trials = [{"number": t.number, "params": t.params, "value": t.value, **t.user_attrs} for t in done]
+    result.trials = run_grid(lambda settings: render_sdr(songs, config.weights, settings, config),
+                             storage, name, n_trials, base, space)
     best = cheapest_of_best(result.trials, tolerance)
     wiener = replace(base, **best["params"])
     result.rows["chosen λ + Wiener"] = best["sdr"]
@@ -285,23 +244,6 @@ def search_wiener(result: TuneResult, songs: Sequence[TuneSong], storage: str, n
     result.config = config.with_wiener(wiener)
     result.study = name
     return result
-
-
-def wiener_space(items: Sequence[str] | None) -> dict:
-    """:data:`WIENER_SPACE` with some axes narrowed by ``KEY=V1,V2`` items (``--wiener-space``)."""
-    space = dict(WIENER_SPACE)
-    for item in items or ():
-        key, sep, values = item.partition("=")
-        if not sep or key not in space:
-            raise SystemExit(f"--wiener-space expects KEY=V1,V2 with KEY in {sorted(space)}, got '{item}'")
-        kind = type(space[key][0])
-        parsed = []
-        for v in values.split(","):
-            if kind is bool and v.strip().lower() not in ("true", "false"):
-                raise SystemExit(f"--wiener-space {key}: expected true/false, got '{v}'")
-            parsed.append(v.strip().lower() == "true" if kind is bool else kind(v))
-        space[key] = parsed
-    return space
 
 
 def members_config(args) -> EnsembleConfig:

@@ -115,7 +115,7 @@ def test_tune_cli_writes_a_loadable_config_and_reuses_the_cache(tmp_path, capsys
 
 
 def test_wiener_space_narrows_the_grid():
-    from blend.tune import WIENER_SPACE, wiener_space
+    from blend.wiener_search import WIENER_SPACE, wiener_space
 
     assert wiener_space(None) == WIENER_SPACE
     space = wiener_space(["iterations=1", "softmask=false", "residual=true,false"])
@@ -163,7 +163,7 @@ def test_tune_enables_the_enhancer_only_where_it_gains(tmp_path, capsys):
 
 
 def test_cheapest_of_best_keeps_fewer_iterations_within_the_tolerance():
-    from blend.tune import cheapest_of_best
+    from blend.wiener_search import cheapest_of_best
 
     def trial(number, value, iterations, residual=False, seconds=1.0):
         return {"number": number, "value": value, "seconds": seconds,
