@@ -80,7 +80,7 @@ if has eval; then  # issue 10: the gap per target, in-distribution minus OOD and
 fi
 
 if has study; then
-  "$PY" -m models.study runs/{umx,umx-4096,fnn,demucs,convtasnet,unet-wave,unet-spec,fnn-noaug} \
+  "$PY" -m models.study runs/{umx,umx-4096,umx-8192,fnn,demucs,convtasnet,unet-wave,unet-spec,fnn-noaug} \
     --json "$OUT/runs.json" | tee "$OUT/runs.md"
   "$PY" -m models.study --ablation runs/fnn runs/fnn-noaug | tee "$OUT/ablation.md"
 fi

@@ -7,9 +7,9 @@
 # Two lanes run side by side with one torch thread each (two small models on one core each train
 # faster than one after the other on two). Every member stops at the wall-clock budget of its config
 # (training.max_minutes, validation included) or earlier by early stopping:
-#   lane A: umx 202 + demucs 24 + fnn without augmentation (ablation) 10              = 236 min
-#   lane B: fnn 85 + unet-spec 12 + convtasnet 22 + unet-wave 20 + umx-4096 85        = 224 min
-# (umx-4096: a second Open-Unmix at umxhq's STFT size, configs/train/umx-4096.yaml, seed 1.)
+#   lane A: umx 202 + demucs 24 + fnn without augmentation (ablation) 10 + umx-8192 60 = 296 min
+#   lane B: fnn 85 + unet-spec 12 + convtasnet 22 + unet-wave 20 + umx-4096 170       = 309 min
+# (umx-4096, umx-8192: Open-Unmix at other STFT sizes, configs/train/umx-{4096,8192}.yaml, seeds 1, 2.)
 # Logs: RUNS/<member>.log. Killed? Run the script again: every run continues from its last epoch
 # (--resume) and finished runs stop at once. Each finished member is shipped to
 # models/weights/<member>.pth (float16) with its manifest entry (python -m models.manifest).
@@ -47,6 +47,7 @@ lane_a() {
   member demucs
   # ablation, not shipped: compared with fnn's first 10 minutes (models.study --ablation)
   train fnn fnn-noaug --no-augment --max-minutes 10 || echo "[train_members] fnn-noaug FAILED" >&2
+  member umx umx-8192 --config configs/train/umx-8192.yaml --seed 2
 }
 
 lane_b() {
@@ -66,7 +67,7 @@ wait $pid_b || status=1
 echo "[train_members] all lanes done in $(( ($(date +%s) - start) / 60 )) min (status $status)" >&2
 
 # Summary: best validation / OOD SDR of every run (ablation: rows fnn and fnn-noaug).
-"$PY" -m models.study "$RUNS"/{demucs,umx,umx-4096,fnn,fnn-noaug,convtasnet,unet-wave,unet-spec} \
+"$PY" -m models.study "$RUNS"/{demucs,umx,umx-4096,umx-8192,fnn,fnn-noaug,convtasnet,unet-wave,unet-spec} \
   --json "$RUNS/summary.json" | tee "$RUNS/summary.md"
 du -ch models/weights/*.pth | tail -n 1
 exit $status

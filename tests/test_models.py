@@ -242,3 +242,19 @@ def test_official_demucs_checkpoint_loads_and_foreign_classes_are_refused(tmp_pa
     torch.save(package, tmp_path / "foreign.th")
     with pytest.raises(CheckpointError, match="carries pickled code"):
         DemucsMember.from_demucs_checkpoint(tmp_path / "foreign.th")
+
+
+def test_shipped_weights_match_their_manifest_and_fit_the_size_budget():
+    """Every committed checkpoint is listed with its true sha256 and size, every listed one exists,
+    each names its training command, and together they stay within the issue's 40 MB."""
+    from models.checkpoint import sha256_file
+    from models.manifest import MANIFEST, WEIGHTS_DIR, read_manifest
+
+    listed = read_manifest(MANIFEST)["weights"]
+    files = {p.name: p for p in WEIGHTS_DIR.glob("*.pth")}
+    assert set(listed) == set(files)
+    for name, entry in listed.items():
+        assert entry["sha256"] == sha256_file(files[name]), name
+        assert entry["size"] == files[name].stat().st_size, name
+        assert entry["training_command"].startswith("python train.py --model "), name
+    assert sum(p.stat().st_size for p in files.values()) <= 40_000_000
