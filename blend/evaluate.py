@@ -96,14 +96,17 @@ def bar_chart(rows: dict, targets, path: Path) -> Path:
     labels = list(rows)
     x = np.arange(len(targets) + 1)
     width = 0.8 / max(1, len(labels))
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(x), 4))
+    # one distinct colour per row (tab20's dark shades, then its light ones): no colour repeats up to 20
+    palette = plt.get_cmap("tab20")
+    order = list(range(0, 20, 2)) + list(range(1, 20, 2))
+    fig, ax = plt.subplots(figsize=(4 + 1.6 * len(x), 4))
     for i, label in enumerate(labels):
         values = [rows[label][t] for t in targets]
-        ax.bar(x + i * width, values + [np.mean(values)], width, label=label)
+        ax.bar(x + i * width, values + [np.mean(values)], width, label=label, color=palette(order[i % 20]))
     ax.set_xticks(x + width * (len(labels) - 1) / 2, list(targets) + ["mean"])
     ax.set_ylabel("global SDR (dB)")
     ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not over them
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
