@@ -215,9 +215,11 @@ def build_member(package: dict, path: Path) -> Member:
 
 
 def atomic_torch_save(obj, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to a temporary file in the same folder, then rename. Written through a file
+    object, so the archive's inner folder is torch's fixed ``archive`` rather than the random
+    temporary name: saving the same weights twice gives the same bytes (and sha256)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        torch.save(obj, stream)
     return Path(path)
 
 

@@ -121,6 +121,14 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
         assert torch.equal(member(mix), loaded(mix))
 
 
+def test_saving_the_same_weights_twice_gives_the_same_sha256(tmp_path):
+    """Re-shipping a run must not change its sha256 (the manifest and the tuning cache key on it)."""
+    member = tiny("fnn")
+    a = models.save_member(member, tmp_path / "a" / "fnn.pth", {"lr": 1e-3}, {}, half=True)
+    b = models.save_member(member, tmp_path / "b" / "fnn.pth", {"lr": 1e-3}, {}, half=True)
+    assert models.sha256_file(a) == models.sha256_file(b)
+
+
 def test_half_precision_checkpoint_is_smaller_and_close(tmp_path):
     member = tiny("fnn")
     full = models.save_member(member, tmp_path / "full.pth")
