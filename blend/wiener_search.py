@@ -23,8 +23,7 @@ from blend.wiener import WienerSettings
 WIENER_SPACE = {"iterations": [0, 1, 2, 3], "softmask": [False, True], "residual": [False, True]}
 #: Wiener trials within this many dB of the best count as equal; the cheapest of them is chosen. An EM
 #: iteration costs about as much as the rest of the filter: one buying less than this on the validation
-#: songs is not worth it (the ensemble of umx, umx-4096, umx-8192: 2 iterations 6.753 dB, 1 iteration
-#: 6.743, twice the EM time)
+#: songs is not worth it (the measured case that set it: docs/blend.md, "Kept:")
 WIENER_TOLERANCE_DB = 0.02
 
 
