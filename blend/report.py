@@ -128,14 +128,15 @@ def markdown(result, heatmap_name: str | None) -> str:
     if result.trials:
         out += [
             f"\n## Wiener settings (Optuna study `{result.study}`, {len(result.trials)} trials)\n",
-            "| trial | iterations | softmask | residual | mean SDR | seconds | worker |",
-            "|---:|---:|---|---|---:|---:|---|",
+            "| trial | iterations | softmask | residual | STFT | mean SDR | seconds | worker |",
+            "|---:|---:|---|---|---:|---:|---:|---|",
         ]
         for t in sorted(result.trials, key=lambda t: -t["value"]):
             p = t["params"]
             out.append(
                 f"| {t['number']} | {p.get('iterations')} | {p.get('softmask')} | "
-                f"{p.get('residual')} | {t['value']:.3f} | {t.get('seconds', 0):.1f} | "
+                f"{p.get('residual')} | {p.get('n_fft', result.config.stft.n_fft)} | {t['value']:.3f} | "
+                f"{t.get('seconds', 0):.1f} | "
                 f"{t.get('worker', '')} |"
             )
         if result.wiener_trial:

@@ -37,10 +37,17 @@ from blend import members as members_mod
 from blend.cache import MemberCache, song_key
 from blend.config import DEFAULT_CONFIG, EnsembleConfig, config_from_dict, load_config, save_config
 from blend.fit import fit_weights, grid_search, grid_search_stats, sdr_from_stats, song_stats
-from blend.render import Renderer, fold_residual
+from blend.render import Renderer, StftSettings, fold_residual
 from blend.weights import BlendWeights, equal_weights, make_weights
 from blend.wiener import WienerSettings
-from blend.wiener_search import WIENER_SPACE, WIENER_TOLERANCE_DB, cheapest_of_best, run_grid, wiener_space
+from blend.wiener_search import (
+    WIENER_SPACE,
+    WIENER_TOLERANCE_DB,
+    cheapest_of_best,
+    point_settings,
+    run_grid,
+    wiener_space,
+)
 from core.metrics import global_sdr
 
 #: up to this many members the λ grid search blends and scores audio at every point (Uhlich et al.);
@@ -235,13 +242,16 @@ def search_wiener(result: TuneResult, songs: Sequence[TuneSong], storage: str, n
     """Optuna grid search over the Wiener settings with the chosen λ; resumable and shareable. The
     setting kept is :func:`cheapest_of_best` of the trials (``tolerance`` in dB)."""
     config = result.config
-    result.trials = run_grid(lambda settings: render_sdr(songs, config.weights, settings, config),
-                             storage, name, n_trials, base, space)
+
+    def score(wiener: WienerSettings, stft: StftSettings) -> dict:
+        return render_sdr(songs, config.weights, wiener, replace(config, stft=stft))
+
+    result.trials = run_grid(score, storage, name, n_trials, base, config.stft, space)
     best = cheapest_of_best(result.trials, tolerance)
-    wiener = replace(base, **best["params"])
+    wiener, stft = point_settings(best["params"], base, config.stft)
     result.rows["chosen λ + Wiener"] = best["sdr"]
     result.wiener_trial = {"number": best["number"], "tolerance": tolerance}
-    result.config = config.with_wiener(wiener)
+    result.config = replace(config.with_wiener(wiener), stft=stft)
     result.study = name
     return result
 
@@ -289,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the tuned config here (e.g. blend/configs/default.yaml)")
     p.add_argument("--wiener-space", action="append", metavar="KEY=V1,V2",
                    help="narrow the Wiener grid, e.g. iterations=0,1 (repeat; keys: iterations, softmask, "
-                        "residual)")
+                        "residual, n_fft: the filter's STFT size, hop n_fft/4)")
     p.add_argument("--wiener-tolerance", type=float, default=WIENER_TOLERANCE_DB, metavar="DB",
                    help="Wiener trials this close to the best count as equal; the cheapest is kept "
                         f"(fewest iterations; default {WIENER_TOLERANCE_DB})")

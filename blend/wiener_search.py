@@ -1,6 +1,7 @@
-"""The Wiener-settings search of a tuning run: an Optuna grid over iterations, softmask and residual.
+"""The Wiener-settings search of a tuning run: an Optuna grid over iterations, softmask, residual and
+the filter's STFT size.
 
-:func:`run_grid` walks the grid with any scoring function (``settings -> {target: dB}``), resumably
+:func:`run_grid` walks the grid with any scoring function (``(wiener, stft) -> {target: dB}``), resumably
 and shareably (trials live in an Optuna storage: SQLite, or PostgreSQL for workers on several
 machines); :func:`cheapest_of_best` picks the setting to keep. :mod:`blend.tune` scores a setting by
 rendering the validation songs with the fitted λ.
@@ -17,10 +18,13 @@ from dataclasses import replace
 import numpy as np
 
 from blend.optuna_storage import open_study
+from blend.render import StftSettings
 from blend.wiener import WienerSettings
 
-#: the Wiener grid Optuna walks through
-WIENER_SPACE = {"iterations": [0, 1, 2, 3], "softmask": [False, True], "residual": [False, True]}
+#: the Wiener grid Optuna walks through. ``n_fft``: the STFT the filter works in (hop ``n_fft // 4``,
+#: as umx); the members are blended as waveforms, so the filter need not use any member's STFT
+WIENER_SPACE = {"iterations": [0, 1, 2, 3], "softmask": [False, True], "residual": [False, True],
+                "n_fft": [4096, 8192]}
 #: Wiener trials within this many dB of the best count as equal; the cheapest of them is chosen. An EM
 #: iteration costs about as much as the rest of the filter: one buying less than this on the validation
 #: songs is not worth it (the measured case that set it: docs/blend.md, "Kept:")
@@ -56,10 +60,22 @@ def cheapest_of_best(trials: Sequence[dict], tolerance: float = WIENER_TOLERANCE
                                     t.get("seconds", 0.0), -t["value"]))
 
 
-def run_grid(score: Callable[[WienerSettings], dict], storage: str, name: str, n_trials: int | None,
-             base: WienerSettings, space: dict = WIENER_SPACE) -> list[dict]:
+def point_settings(params: dict, base: WienerSettings, base_stft: StftSettings
+                   ) -> tuple[WienerSettings, StftSettings]:
+    """The filter settings of a grid point: ``base`` with the point's Wiener values, and the STFT of
+    its ``n_fft`` (hop ``n_fft // 4``; ``base_stft`` when the point has none)."""
+    params = dict(params)
+    n_fft = params.pop("n_fft", None)
+    stft = base_stft if n_fft is None else StftSettings(n_fft=int(n_fft), n_hop=int(n_fft) // 4)
+    return replace(base, **params), stft
+
+
+def run_grid(score: Callable[[WienerSettings, StftSettings], dict], storage: str, name: str,
+             n_trials: int | None, base: WienerSettings, base_stft: StftSettings = StftSettings(),
+             space: dict = WIENER_SPACE) -> list[dict]:
     """Try the grid points of ``space`` not tried yet in study ``name`` (at most ``n_trials``; 0 only
-    reads the study), each as ``base`` with the point's settings scored by ``score``.
+    reads the study), each as ``base``/``base_stft`` with the point's settings
+    (:func:`point_settings`) scored by ``score``.
 
     Returns:
         every finished trial of the study as ``{"number", "params", "value" (mean dB), "sdr"
@@ -73,7 +89,7 @@ def run_grid(score: Callable[[WienerSettings], dict], storage: str, name: str, n
     def objective(trial):
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         start = time.perf_counter()
-        sdr = score(replace(base, **params))
+        sdr = score(*point_settings(params, base, base_stft))
         trial.set_user_attr("sdr", sdr)
         trial.set_user_attr("seconds", time.perf_counter() - start)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")

@@ -50,8 +50,8 @@ save_config(load_config(sys.argv[1]), "blend/configs/quality.yaml",
 PYEOF
   # (b) the default: without nussl (its REPET-SIM + HPSS alone run at about real time, far over the
   # 0.25 budget), λ refitted, the Wiener settings (a) chose
-  best=$("$PY" -c "import json,sys; p=json.load(open(sys.argv[1]))['config']['wiener']; \
-print(f\"iterations={p['iterations']} softmask={str(p['softmask']).lower()} residual={str(p['residual']).lower()}\")" \
+  best=$("$PY" -c "import json,sys; c=json.load(open(sys.argv[1]))['config']; p=c['wiener']; \
+print(f\"iterations={p['iterations']} softmask={str(p['softmask']).lower()} residual={str(p['residual']).lower()} n_fft={c['stft']['n_fft']}\")" \
     "$OUT/tune-all/report.json")
   space=(); for kv in $best; do space+=(--wiener-space "$kv"); done
   # the enhancer, where shipped, is enabled for the targets whose validation SDR it raises by at least

@@ -50,6 +50,12 @@ def test_tuning_machinery_on_arrays(tmp_path):
     search_wiener(result, songs, storage, "t", 1, WienerSettings(win_len=32), space)  # resumes the study
     assert len(result.trials) == 4
     assert result.config.wiener.win_len == 32
+    # the filter's STFT size is a grid axis too: the kept point's n_fft (hop n_fft / 4) is in the config
+    search_wiener(result, songs, storage, "t-stft", None, WienerSettings(win_len=32),
+                  {"iterations": [1], "softmask": [True], "residual": [False], "n_fft": [1024, 2048]})
+    assert len(result.trials) == 2 and len({t["value"] for t in result.trials}) == 2  # both sizes scored
+    kept = next(t for t in result.trials if t["number"] == result.wiener_trial["number"])["params"]["n_fft"]
+    assert (result.config.stft.n_fft, result.config.stft.n_hop) == (kept, kept // 4)
     paths = report.write(result, songs, tmp_path / "out")
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| closed-form λ" in text and "![SDR over λ](heatmap.png)" in text
@@ -118,8 +124,8 @@ def test_wiener_space_narrows_the_grid():
     from blend.wiener_search import WIENER_SPACE, wiener_space
 
     assert wiener_space(None) == WIENER_SPACE
-    space = wiener_space(["iterations=1", "softmask=false", "residual=true,false"])
-    assert space == {"iterations": [1], "softmask": [False], "residual": [True, False]}
+    space = wiener_space(["iterations=1", "softmask=false", "residual=true,false", "n_fft=8192"])
+    assert space == {"iterations": [1], "softmask": [False], "residual": [True, False], "n_fft": [8192]}
     for bad in ("niter=1", "iterations", "softmask=maybe"):
         with pytest.raises(SystemExit, match="--wiener-space"):
             wiener_space([bad])
