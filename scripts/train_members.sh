@@ -7,8 +7,8 @@
 # Two lanes run side by side with one torch thread each (two small models on one core each train
 # faster than one after the other on two). Every member stops at the wall-clock budget of its config
 # (training.max_minutes, validation included) or earlier by early stopping:
-#   lane A: umx 202 + demucs 24 + fnn without augmentation (ablation) 10 + umx-8192 60 = 296 min
-#   lane B: fnn 85 + unet-spec 12 + convtasnet 22 + unet-wave 20 + umx-4096 170       = 309 min
+#   lane A: umx 202 + demucs 24 + fnn without augmentation (ablation) 10 + umx-8192 160 = 396 min
+#   lane B: fnn 85 + unet-spec 130 + convtasnet 22 + unet-wave 20 + umx-4096 170      = 427 min
 # (umx-4096, umx-8192: Open-Unmix at other STFT sizes, configs/train/umx-{4096,8192}.yaml, seeds 1, 2.)
 # Logs: RUNS/<member>.log. Killed? Run the script again: every run continues from its last epoch
 # (--resume) and finished runs stop at once. Each finished member is shipped to
